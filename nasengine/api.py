@@ -1,0 +1,317 @@
+"""Typed Python API of the engine; the CLI and the web app's Celery tasks call these.
+
+Every function takes plain paths and JSON-like settings, reports through an optional
+``Reporter`` and stops cooperatively through an optional ``CancelToken``. User errors raise
+``DataError`` (bad input files), ``ConfigError`` (bad settings), ``GenotypeError`` (bad
+architecture file) or ``BundleError`` (bad model directory), each with a one-line message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasengine.config import ConfigError, build_config, config_to_dict, json_schema, merge_values
+from nasengine.device import device_memory_bytes, select_device
+from nasengine.events import CancelToken, Cancelled, JsonLinesSink, Reporter, as_cancel_token
+from nasengine.events.types import FAILED
+from nasengine.methods import MemoryEstimate, SearchData, get_method, registry
+from nasengine.training import checkpoint as ckpt
+from nasengine.training.common import seed_everything
+from nasengine.training.retrain import RETRAIN_PRESETS, RetrainConfig, RetrainData
+
+PathLike = str | os.PathLike[str]
+
+EVENTS_FILE = "events.jsonl"
+GENOTYPE_FILE = "genotype.json"
+CHECKPOINT_DIR = "checkpoints"
+
+__all__ = ["list_methods", "make_demo_data", "estimate", "search", "retrain", "predict",
+           "retrain_schema", "prepare_data", "PreparedData", "EVENTS_FILE", "GENOTYPE_FILE",
+           "CHECKPOINT_DIR"]
+
+
+# ----------------------------------------------------------------------------- methods, demo
+
+def list_methods() -> list[dict[str, Any]]:
+    """Each registered method: ``name``, ``paper``, ``description``, ``presets``, ``schema``."""
+    return [registry[name].describe() for name in sorted(registry)]
+
+
+def retrain_schema() -> dict[str, Any]:
+    """JSON Schema of the retraining settings, with the presets under ``x-presets``."""
+    schema = json_schema(RetrainConfig, title="retraining settings")
+    schema["x-presets"] = {k: dict(v) for k, v in RETRAIN_PRESETS.items()}
+    return schema
+
+
+def make_demo_data(out_dir: PathLike, **kwargs: Any) -> Path:
+    """Write the synthetic demo dataset (MSD layout) into ``out_dir``; returns it."""
+    from nasengine.data import make_demo_data as _make
+
+    return Path(_make(Path(out_dir), **kwargs))
+
+
+# ----------------------------------------------------------------------------- data
+
+@dataclasses.dataclass
+class PreparedData:
+    """A dataset read, checked, planned, preprocessed and split."""
+
+    spec: Any                 # nasengine.data.DatasetSpec
+    plan: Any                 # nasengine.data.Plan
+    cases: dict[str, Any]     # case id -> PreprocessedCase
+    splits: Any               # nasengine.data.Splits
+
+    def subset(self, ids: list[str]) -> list[Any]:
+        return [self.cases[i] for i in ids]
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.plan.label_names)
+
+
+def prepare_data(data_dir: PathLike, *, divisor: int,
+                 patch_size: tuple[int, int, int] | None = None,
+                 max_patch: int | tuple[int, int, int] | None = None,
+                 val_fraction: float = 0.2, seed: int = 0) -> PreparedData:
+    """Load an MSD-layout dataset, check and fingerprint it, plan, preprocess and split.
+
+    Raises ``DataError`` for bad files and ``ConfigError`` for a patch size that the network
+    cannot take (not a multiple of ``divisor``).
+    """
+    from nasengine.data import (compute_fingerprint, load_dataset, make_plan, make_splits,
+                                preprocess_cases)
+
+    spec = load_dataset(Path(data_dir))
+    labelled = [c for c in spec.cases if c.label is not None]
+    if not labelled:
+        from nasengine.data import DataError
+
+        raise DataError(Path(data_dir), "the dataset has no labelled training cases")
+    fingerprint = compute_fingerprint(spec)
+    try:
+        plan = make_plan(fingerprint, divisor=divisor, max_patch=max_patch,
+                         patch_size=patch_size)
+    except ValueError as exc:
+        raise ConfigError(str(exc), "patch_size") from None
+    processed = preprocess_cases(labelled, plan)
+    cases = {c.case_id: c for c in processed}
+    try:
+        splits = make_splits(list(cases), val_fraction=val_fraction, seed=seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc), "val_fraction") from None
+    return PreparedData(spec=spec, plan=plan, cases=cases, splits=splits)
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _start_reporter(reporter: Reporter | None, out: Path, resume: bool) -> Reporter:
+    """The caller's reporter or one writing ``out/events.jsonl``; numbering starts after the
+    checkpoint's ``seq`` on resume, else at 1 (older events in the sinks are dropped)."""
+    if reporter is None:
+        reporter = Reporter([JsonLinesSink(out / EVENTS_FILE)])
+    seq = ckpt.peek_reporter_seq(out / CHECKPOINT_DIR / ckpt.CHECKPOINT_NAME) if resume else None
+    reporter.rewind(seq or 0)
+    return reporter
+
+
+def _report_failure(reporter: Reporter, exc: BaseException) -> None:
+    text = str(exc).strip().splitlines()
+    reason = text[0] if text else type(exc).__name__
+    try:
+        reporter.emit(FAILED, reason=reason, error=type(exc).__name__)
+    except Exception:  # noqa: BLE001 - never hide the original error
+        pass
+
+
+# ----------------------------------------------------------------------------- estimate
+
+def estimate(method: str, data_dir: PathLike, preset: str | None = None,
+             overrides: Mapping[str, Any] | None = None) -> MemoryEstimate:
+    """Memory needed to search and retrain ``method`` on the dataset (headers only are read).
+
+    ``details`` also holds the resolved config and, on CUDA, ``device_memory_bytes``.
+    """
+    from nasengine.data import load_dataset
+
+    m = get_method(method)
+    config = m.make_config(preset, overrides)
+    spec = load_dataset(Path(data_dir))
+    result = m.estimate_memory(config, len(spec.channel_names), len(spec.labels))
+    details = dict(result.details)
+    details.setdefault("in_channels", len(spec.channel_names))
+    details.setdefault("out_channels", len(spec.labels))
+    details.setdefault("config", config_to_dict(config))
+    try:
+        total = device_memory_bytes(select_device())
+    except RuntimeError:
+        total = None
+    if total is not None:
+        details["device_memory_bytes"] = total
+    return MemoryEstimate(search_bytes=int(result.search_bytes),
+                          retrain_bytes=int(result.retrain_bytes), details=details)
+
+
+# ----------------------------------------------------------------------------- search
+
+def search(method: str, data_dir: PathLike, out_dir: PathLike, preset: str | None = None,
+           overrides: Mapping[str, Any] | None = None, reporter: Reporter | None = None,
+           cancel: CancelToken | None = None, resume: bool = False,
+           device: torch.device | str | None = None) -> dict[str, Any]:
+    """Search an architecture; writes ``genotype.json``, ``plan.json``, ``splits.json``,
+    ``config.json``, ``events.jsonl`` (when no reporter is given) and ``checkpoints/`` into
+    ``out_dir``, and returns the genotype.
+
+    ``resume=True`` continues from ``out_dir/checkpoints`` exactly where the run stopped.
+    Raises ``Cancelled`` after a cancelled run wrote its checkpoint.
+    """
+    from nasengine.genotype import dump, validate
+
+    m = get_method(method)
+    config = m.make_config(preset, overrides)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reporter = _start_reporter(reporter, out, resume)
+    try:
+        settings = m.data_settings(config)
+        dev = device if isinstance(device, torch.device) else select_device(device)
+        prepared = prepare_data(data_dir, divisor=settings.divisor,
+                                patch_size=settings.patch_size, max_patch=settings.max_patch,
+                                val_fraction=settings.val_fraction, seed=settings.seed)
+        from nasengine.data import PatchLoader
+
+        splits, plan = prepared.splits, prepared.plan
+        loader_args = dict(patch_size=plan.patch_size, batch_size=settings.batch_size,
+                           fg_oversample=settings.fg_oversample)
+        data = SearchData(
+            plan=plan,
+            train1=PatchLoader(prepared.subset(splits.train1), seed=settings.seed, **loader_args),
+            train2=PatchLoader(prepared.subset(splits.train2), seed=settings.seed + 1,
+                               **loader_args),
+            val_cases=prepared.subset(splits.val), in_channels=plan.in_channels,
+            out_channels=plan.out_channels, label_names=prepared.label_names, device=dev)
+        _write_json(out / "plan.json", plan.to_dict())
+        _write_json(out / "splits.json", splits.to_dict())
+        _write_json(out / "config.json", {"method": m.name, "preset": preset or m.default_preset,
+                                          "config": config_to_dict(config)})
+        seed_everything(settings.seed)
+        genotype = m.search(data, config, reporter, out / CHECKPOINT_DIR,
+                            as_cancel_token(cancel), resume)
+        genotype = validate(genotype)
+        dump(genotype, out / GENOTYPE_FILE)
+        return genotype
+    except Cancelled:
+        raise
+    except BaseException as exc:
+        _report_failure(reporter, exc)
+        raise
+    finally:
+        reporter.close()
+
+
+# ----------------------------------------------------------------------------- retrain
+
+def _load_genotype(genotype: PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    from nasengine.genotype import load, validate
+
+    if isinstance(genotype, Mapping):
+        return validate(dict(genotype)), None
+    path = Path(genotype)
+    if not path.exists():
+        from nasengine.genotype import GenotypeError
+
+        raise GenotypeError(str(path), "file does not exist")
+    return load(path), str(path)
+
+
+def _divisor(genotype: dict[str, Any]) -> int:
+    method = registry.get(genotype.get("method", ""))
+    if method is not None:
+        return int(method.patch_divisor(genotype))
+    levels = [int(n["level"]) for n in genotype["nodes"]]
+    meta = genotype.get("meta") or {}
+    return int(meta.get("divisor") or 2 ** max(levels, default=0))
+
+
+def make_retrain_config(preset: str | None = None,
+                        overrides: Mapping[str, Any] | None = None) -> RetrainConfig:
+    """Retraining config from a preset (``paper``, ``small``, ``tiny``) and overrides."""
+    preset = preset or "paper"
+    if preset not in RETRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; known presets: "
+                          f"{', '.join(RETRAIN_PRESETS)}", "preset")
+    return build_config(RetrainConfig, merge_values(RETRAIN_PRESETS[preset], overrides))
+
+
+def retrain(genotype: PathLike | Mapping[str, Any], data_dir: PathLike, out_dir: PathLike,
+            preset: str | None = None, overrides: Mapping[str, Any] | None = None,
+            reporter: Reporter | None = None, cancel: CancelToken | None = None,
+            resume: bool = False, device: torch.device | str | None = None) -> Path:
+    """Train the architecture from scratch on the dataset; ``out_dir`` becomes a model bundle
+    (plus ``events.jsonl`` when no reporter is given and ``checkpoints/``). Returns ``out_dir``.
+    """
+    from nasengine.training.retrain import retrain as _retrain
+
+    config = make_retrain_config(preset, overrides)
+    doc, genotype_path = _load_genotype(genotype)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reporter = _start_reporter(reporter, out, resume)
+    try:
+        dev = device if isinstance(device, torch.device) else select_device(device)
+        prepared = prepare_data(data_dir, divisor=_divisor(doc), patch_size=config.patch_size,
+                                max_patch=config.max_patch, val_fraction=config.val_fraction,
+                                seed=config.seed)
+        plan, spec = prepared.plan, prepared.spec
+        if doc["in_channels"] != plan.in_channels or doc["out_channels"] != plan.out_channels:
+            raise ConfigError(
+                f"the architecture takes {doc['in_channels']} channel(s) and predicts "
+                f"{doc['out_channels']} classes, but the dataset has {plan.in_channels} "
+                f"channel(s) and {plan.out_channels} classes", "genotype")
+        from nasengine.data import PatchLoader
+
+        train_ids = prepared.splits.train
+        data = RetrainData(
+            plan=plan,
+            train=PatchLoader(prepared.subset(train_ids), plan.patch_size, config.batch_size,
+                              fg_oversample=config.fg_oversample, seed=config.seed),
+            val_cases=prepared.subset(prepared.splits.val), in_channels=plan.in_channels,
+            out_channels=plan.out_channels,
+            labels=dict(zip(plan.label_ids, plan.label_names)),
+            channel_names=list(plan.channel_names),
+            source={"dataset": getattr(spec, "name", ""), "data_dir": str(Path(data_dir)),
+                    "genotype_file": genotype_path, "method": doc.get("method"),
+                    "train_cases": list(train_ids), "val_cases": list(prepared.splits.val),
+                    "preset": preset or "paper"})
+        return _retrain(doc, data, config, reporter, out, as_cancel_token(cancel),
+                        resume=resume, device=dev)
+    except Cancelled:
+        raise
+    except BaseException as exc:
+        _report_failure(reporter, exc)
+        raise
+    finally:
+        reporter.close()
+
+
+# ----------------------------------------------------------------------------- predict
+
+def predict(model_dir: PathLike, input_path: PathLike, output_path: PathLike, *,
+            sw_batch_size: int = 4, device: torch.device | str | None = None,
+            progress: Any = None) -> Path:
+    """Segment one NIfTI volume with a model bundle; the output label NIfTI (uint8) has the
+    input's shape and affine. Returns ``output_path``."""
+    from nasengine.inference.predict import predict_volume
+
+    return predict_volume(model_dir, input_path, output_path, sw_batch_size=sw_batch_size,
+                          device=device, progress=progress)

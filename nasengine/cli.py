@@ -1,0 +1,250 @@
+"""Command line: thin argparse entry points over ``nasengine.api``.
+
+    python -m nasengine methods
+    python -m nasengine make-demo-data DIR
+    python -m nasengine estimate --method dints --data DIR [--preset tiny] [--set k=v] [--json]
+    python -m nasengine search   --method dints --data DIR --out DIR [--preset tiny] [--set k=v]
+                                 [--resume]
+    python -m nasengine retrain  --genotype FILE --data DIR --out DIR [--preset tiny] [--resume]
+    python -m nasengine predict  --model DIR --input FILE --output FILE
+
+User errors (bad data, settings, architecture or model files) print one line and exit 2.
+Ctrl-C during search/retrain cancels cooperatively: a checkpoint is written and
+``--resume`` continues; a second Ctrl-C aborts at once. A cancelled run exits 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USER_ERROR = 2
+EXIT_CANCELLED = 3
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from nasengine.config import ConfigError
+    from nasengine.data.errors import DataError
+    from nasengine.genotype import GenotypeError
+    from nasengine.inference.bundle import BundleError
+    from nasengine.methods import UnknownMethodError
+
+    return (ConfigError, DataError, GenotypeError, BundleError, UnknownMethodError,
+            FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
+def _gib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.2f} GiB"
+
+
+def _reporter(out: Path, quiet: bool):
+    from nasengine.api import EVENTS_FILE
+    from nasengine.events import JsonLinesSink, ProgressBarSink, Reporter
+
+    sinks: list[Any] = [JsonLinesSink(out / EVENTS_FILE)]
+    if not quiet:
+        sinks.append(ProgressBarSink())
+    return Reporter(sinks)
+
+
+def _cancel_token(args: argparse.Namespace):
+    """Cancelled by ``--cancel-file`` appearing or by the first Ctrl-C."""
+    from nasengine.events import CancelToken, FileCancelToken
+
+    token = FileCancelToken(args.cancel_file) if args.cancel_file else CancelToken()
+
+    def on_sigint(signum, frame):  # noqa: ARG001
+        if token._cancelled:  # second Ctrl-C: stop now
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        print("\ncancelling after this step (Ctrl-C again to abort)...", file=sys.stderr)
+        token.cancel()
+
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not in the main thread
+        pass
+    return token
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from nasengine import api
+
+    doc = {"methods": api.list_methods(), "retrain": api.retrain_schema()}
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def cmd_make_demo_data(args: argparse.Namespace) -> int:
+    from nasengine import api
+
+    path = api.make_demo_data(args.dir, n_cases=args.cases, seed=args.seed)
+    print(f"demo dataset written to {path}")
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from nasengine import api
+    from nasengine.config import parse_set_options
+
+    result = api.estimate(args.method, args.data, args.preset, parse_set_options(args.set))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    total = result.details.get("device_memory_bytes")
+    rows = [("search", result.search_bytes), ("retrain", result.retrain_bytes)]
+    print(f"{'stage':<10}{'memory':>12}" + (f"{'fits on this GPU':>20}" if total else ""))
+    for name, n in rows:
+        fits = f"{'yes' if n <= total else 'NO':>20}" if total else ""
+        print(f"{name:<10}{_gib(n):>12}{fits}")
+    for key, value in result.details.items():
+        if key == "config":
+            continue
+        if isinstance(value, (int, float, str)) or value is None:
+            print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nasengine import api
+    from nasengine.config import parse_set_options
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    api.search(args.method, args.data, out, args.preset, parse_set_options(args.set),
+               reporter=_reporter(out, args.quiet), cancel=_cancel_token(args),
+               resume=args.resume, device=args.device)
+    print(f"genotype written to {out / api.GENOTYPE_FILE}")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from nasengine import api
+    from nasengine.config import parse_set_options
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = api.retrain(args.genotype, args.data, out, args.preset, parse_set_options(args.set),
+                         reporter=_reporter(out, args.quiet), cancel=_cancel_token(args),
+                         resume=args.resume, device=args.device)
+    info = json.loads((Path(bundle) / "bundle.json").read_text())
+    dice = info.get("validation", {}).get("mean_dice")
+    exports = ", ".join(k for k, v in info.get("exports", {}).items() if "file" in v) or "none"
+    print(f"model bundle written to {bundle} (validation mean Dice: "
+          f"{'-' if dice is None else f'{dice:.3f}'}; exports: {exports})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nasengine import api
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr)
+
+    path = api.predict(args.model, args.input, args.output, sw_batch_size=args.sw_batch_size,
+                       device=args.device, progress=say)
+    print(f"segmentation written to {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nasengine",
+        description="VoxelSearch engine: neural architecture search for 3D segmentation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("methods", help="list search methods and their config schemas (JSON)")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("make-demo-data", help="write a small synthetic MSD-layout dataset")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--cases", type=int, default=6, help="labelled cases (default 6)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_demo_data)
+
+    def common(p: argparse.ArgumentParser, *, data: bool = True) -> None:
+        if data:
+            p.add_argument("--data", required=True, metavar="DIR",
+                           help="dataset folder (MSD layout: dataset.json, imagesTr, labelsTr)")
+        p.add_argument("--device", default=None,
+                       help="cpu, cuda, cuda:N (default: VOXELSEARCH_DEVICE, else CUDA if any)")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+    def settings(p: argparse.ArgumentParser, preset_help: str) -> None:
+        p.add_argument("--preset", default=None, help=preset_help)
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting; VALUE is JSON (e.g. patch_size=[32,32,32])")
+
+    def run_control(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in --out")
+        p.add_argument("--cancel-file", default=None, metavar="FILE",
+                       help="stop (with a checkpoint) when this file appears")
+
+    p = sub.add_parser("estimate", help="memory needed to search and retrain")
+    p.add_argument("--method", required=True)
+    common(p)
+    settings(p, "settings preset (paper, tiny, ...; default paper)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("search", help="search an architecture; writes OUT/genotype.json")
+    p.add_argument("--method", required=True)
+    common(p)
+    p.add_argument("--out", required=True, metavar="DIR")
+    settings(p, "settings preset (paper, tiny, ...; default paper)")
+    run_control(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("retrain", help="train a searched architecture; OUT becomes a model")
+    p.add_argument("--genotype", required=True, metavar="FILE")
+    common(p)
+    p.add_argument("--out", required=True, metavar="DIR")
+    settings(p, "retraining preset (paper, small, tiny; default paper)")
+    run_control(p)
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("predict", help="segment a NIfTI volume with a model")
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--input", required=True, metavar="FILE")
+    p.add_argument("--output", required=True, metavar="FILE")
+    p.add_argument("--sw-batch-size", type=int, default=4,
+                   help="sliding-window patches per forward pass (default 4)")
+    common(p, data=False)
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 user error, 3 cancelled)."""
+    args = build_parser().parse_args(argv)
+    from nasengine.events import Cancelled
+
+    try:
+        return int(args.func(args) or 0)
+    except Cancelled as exc:
+        print(f"{exc}; continue with --resume", file=sys.stderr)
+        return EXIT_CANCELLED
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
+    except _user_errors() as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename:
+            message = f"{exc.filename}: {exc.strerror or message}"
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except RuntimeError as exc:
+        if "VOXELSEARCH_DEVICE" in str(exc):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        raise

@@ -1,0 +1,149 @@
+"""Base class of a search-method plug-in and the data it is handed."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from nasengine.config import ConfigError, build_config, json_schema, merge_values
+
+
+@dataclasses.dataclass
+class SearchData:
+    """Everything a method's ``search()`` needs, built by ``api.search()`` from a dataset.
+
+    ``train1`` / ``train2``: infinite ``PatchLoader`` iterators of
+    ``{"image": FloatTensor[B,C,*patch], "label": LongTensor[B,1,*patch]}`` (weights and
+    architecture halves of the training cases); ``val_cases``: preprocessed validation cases
+    (``image`` float32 [C,X,Y,Z], ``label`` uint8 [X,Y,Z]); ``label_names`` background first.
+    """
+
+    plan: Any
+    train1: Iterator[dict[str, torch.Tensor]]
+    train2: Iterator[dict[str, torch.Tensor]]
+    val_cases: Sequence[Any]
+    in_channels: int
+    out_channels: int
+    label_names: list[str]
+    device: torch.device | None = None
+
+
+@dataclasses.dataclass
+class MemoryEstimate:
+    """Bytes needed to search and to retrain (the GPU budget check before queueing a job)."""
+
+    search_bytes: int
+    retrain_bytes: int
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class DataSettings:
+    """How ``api`` prepares data for a method: patch size and divisor, batch size, split."""
+
+    patch_size: tuple[int, int, int] | None = None
+    divisor: int = 16
+    batch_size: int = 2
+    val_fraction: float = 0.2
+    fg_oversample: float = 0.33
+    seed: int = 0
+    max_patch: tuple[int, int, int] | None = None
+
+
+class SearchMethod:
+    """A search method: typed config with presets, memory estimate, search, network builder.
+
+    Subclasses set ``name``, ``paper``, ``config_class`` and ``presets`` (at least ``paper`` and
+    ``tiny``) and implement ``estimate_memory`` and either ``search`` or the pair
+    ``build_supernet`` + ``search_schedule`` (the default ``search`` then runs the shared
+    bi-level loop).
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    config_class: ClassVar[type]
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    default_preset: ClassVar[str] = "paper"
+
+    # -- config -----------------------------------------------------------------------------
+    def schema(self) -> dict[str, Any]:
+        """JSON Schema of the config (the web form is rendered from it)."""
+        schema = json_schema(self.config_class, title=f"{self.name} settings")
+        schema["x-presets"] = {k: dict(v) for k, v in self.presets.items()}
+        return schema
+
+    def make_config(self, preset: str | None = None,
+                    overrides: Mapping[str, Any] | None = None) -> Any:
+        """Config from a preset updated by ``overrides``; ``ConfigError`` on bad values."""
+        preset = preset or self.default_preset
+        if preset not in self.presets:
+            raise ConfigError(f"unknown preset {preset!r} for {self.name}; known presets: "
+                              f"{', '.join(self.presets)}", "preset")
+        return build_config(self.config_class, merge_values(self.presets[preset], overrides))
+
+    def data_settings(self, config: Any) -> DataSettings:
+        """Data preparation settings read from the config (override when names differ)."""
+        values = {}
+        for f in dataclasses.fields(DataSettings):
+            if hasattr(config, f.name):
+                value = getattr(config, f.name)
+                values[f.name] = tuple(value) if isinstance(value, list) else value
+        return DataSettings(**values)
+
+    # -- memory -----------------------------------------------------------------------------
+    def estimate_memory(self, config: Any, in_channels: int, out_channels: int
+                        ) -> MemoryEstimate:
+        raise NotImplementedError(f"{self.name} has no memory estimate")
+
+    # -- search -----------------------------------------------------------------------------
+    def build_supernet(self, config: Any, in_channels: int, out_channels: int) -> nn.Module:
+        raise NotImplementedError
+
+    def search_schedule(self, config: Any):
+        raise NotImplementedError
+
+    def search(self, data: SearchData, config: Any, reporter, checkpoint_dir: str | Path,
+               cancel=None, resume: bool = False) -> dict[str, Any]:
+        """Run the search and return the decoded genotype (default: shared bi-level loop)."""
+        from nasengine.training.search_loop import run_bilevel_search
+
+        network = self.build_supernet(config, data.in_channels, data.out_channels)
+        return run_bilevel_search(
+            network, train1=data.train1, train2=data.train2, val_cases=data.val_cases,
+            schedule=self.search_schedule(config), reporter=reporter,
+            checkpoint_dir=checkpoint_dir, cancel=cancel, resume=resume, device=data.device,
+            roi_size=self.data_settings(config).patch_size or getattr(data.plan, "patch_size",
+                                                                      None),
+            label_names=data.label_names)
+
+    # -- architecture -> network ------------------------------------------------------------
+    def build_network(self, genotype: dict[str, Any]) -> nn.Module:
+        """A plain ``nn.Module`` from a (validated) genotype; default: the generic builder."""
+        from nasengine.genotype import build_network
+
+        return build_network(genotype)
+
+    def patch_divisor(self, genotype: dict[str, Any]) -> int:
+        """Patch edges must be multiples of this for the network built from ``genotype``.
+
+        Default: ``genotype["meta"]["divisor"]`` if present, else ``2 ** (max level + 1)``.
+        """
+        meta = genotype.get("meta") or {}
+        if isinstance(meta.get("divisor"), int):
+            return int(meta["divisor"])
+        levels = [int(n.get("level") or 0) for n in genotype.get("nodes", [])]
+        return 2 ** (max(levels, default=0) + 1)
+
+    def describe(self) -> dict[str, Any]:
+        """Name, paper, description, presets and schema (``python -m nasengine methods``)."""
+        return {"name": self.name, "paper": self.paper, "description": self.description,
+                "default_preset": self.default_preset, "presets": sorted(self.presets),
+                "schema": self.schema()}

@@ -1,0 +1,191 @@
+"""Op modules of the shared vocabulary (the darts ``operations.py`` of VoxelSearch).
+
+Every module takes and returns ``[B, C, X, Y, Z]`` float tensors. Cell ops keep the spatial
+shape; resampling, stem and head ops change it by powers of two. All forwards are plain
+tensor code without data-dependent Python control flow, so ``torch.export`` can trace them.
+
+Conventions (DiNTS, sec. 3.2): a cell op is ReLU -> conv -> InstanceNorm (affine); ``skip`` is
+the identity with no ReLU and no norm. Convolutions have no bias (the norm follows).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "Identity",
+    "InstanceNorm",
+    "ReLUConvNorm",
+    "P3DReLUConvNorm",
+    "FactorizedReduce",
+    "FactorizedIncrease",
+    "Stem",
+    "HeadUp",
+    "HeadOut",
+    "P3D_KERNELS",
+]
+
+#: The two kernels of each pseudo-3D op (DiNTS sec. 3.2): first conv, then second conv.
+P3D_KERNELS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
+    "p3d_3x3x1": ((3, 3, 1), (1, 1, 3)),
+    "p3d_3x1x3": ((3, 1, 3), (1, 3, 1)),
+    "p3d_1x3x3": ((1, 3, 3), (3, 1, 1)),
+}
+
+
+def _pad(kernel: tuple[int, int, int]) -> tuple[int, int, int]:
+    return tuple(k // 2 for k in kernel)  # type: ignore[return-value]
+
+
+class InstanceNorm(nn.GroupNorm):
+    """Affine instance normalisation written as GroupNorm with one channel per group.
+
+    The maths is that of ``nn.InstanceNorm3d(c, affine=True)`` (per sample and channel, eps 1e-5,
+    biased variance), but PyTorch's fused GroupNorm kernel is 2-4x faster on CPU than
+    ``instance_norm`` (which goes through batch_norm on a reshaped copy) and keeps channels-last.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__(channels, channels, eps=1e-5, affine=True)
+
+
+def _norm(channels: int) -> InstanceNorm:
+    return InstanceNorm(channels)
+
+
+class Identity(nn.Module):
+    """``skip``: returns its input unchanged (no ReLU, no norm)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class ReLUConvNorm(nn.Sequential):
+    """ReLU -> Conv3d(kernel, 'same' padding, no bias) -> InstanceNorm3d(affine).
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        kernel: kernel size per axis, e.g. ``(3, 3, 3)``.
+
+    Shapes: ``[B, c_in, *S] -> [B, c_out, *S]``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int, int] = (3, 3, 3)):
+        super().__init__()
+        self.add_module("act", nn.ReLU())
+        self.add_module("conv", nn.Conv3d(c_in, c_out, kernel, padding=_pad(kernel), bias=False))
+        self.add_module("norm", _norm(c_out))
+
+
+class P3DReLUConvNorm(nn.Sequential):
+    """Pseudo-3D op: ReLU -> conv(k0, c_in->c_in) -> conv(k1, c_in->c_out) -> InstanceNorm3d.
+
+    ``k0``/``k1`` come from :data:`P3D_KERNELS` (e.g. 3x3x1 then 1x1x3), as in the paper.
+
+    Shapes: ``[B, c_in, *S] -> [B, c_out, *S]``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, name: str):
+        super().__init__()
+        k0, k1 = P3D_KERNELS[name]
+        self.add_module("act", nn.ReLU())
+        self.add_module("conv", nn.Conv3d(c_in, c_in, k0, padding=_pad(k0), bias=False))
+        self.add_module("conv_1", nn.Conv3d(c_in, c_out, k1, padding=_pad(k1), bias=False))
+        self.add_module("norm", _norm(c_out))
+
+
+class FactorizedReduce(nn.Module):
+    """``down``: 2x downsample (factorized reduce, as MONAI's DiNTS): ReLU, two strided 1x1x1
+    convs on the even and the odd voxel grids, each giving half of the output channels, concat,
+    InstanceNorm.
+
+    Shapes: ``[B, c_in, *S] -> [B, c_out, *S/2]`` (every spatial size must be even).
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.act = nn.ReLU()
+        self.conv_1 = nn.Conv3d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv3d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
+        self.norm = _norm(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(x)
+        out = torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:, 1:])], dim=1)
+        return self.norm(out)
+
+
+class FactorizedIncrease(nn.Module):
+    """``up``: 2x trilinear upsample (align_corners=True) -> ReLU -> 1x1x1 conv -> InstanceNorm.
+
+    Shapes: ``[B, c_in, *S] -> [B, c_out, *2S]``.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.act = nn.ReLU()
+        self.conv = nn.Conv3d(c_in, c_out, 1, bias=False)
+        self.norm = _norm(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="trilinear", align_corners=True)
+        return self.norm(self.conv(self.act(x)))
+
+
+class Stem(nn.Module):
+    """Multi-resolution stem (DiNTS layer 0): the image is average-pooled by ``factor / 2``
+    (when ``factor > 2``), then a 3x3x3 conv with stride 2 and an InstanceNorm give the
+    features at ``1 / factor`` of the input resolution.
+
+    Args:
+        c_in: image channels.
+        c_out: feature channels.
+        factor: total downsampling factor, a power of two >= 2.
+
+    Shapes: ``[B, c_in, *S] -> [B, c_out, *S/factor]``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, factor: int = 2):
+        super().__init__()
+        self.pool_factor = int(factor) // 2
+        self.conv = nn.Conv3d(c_in, c_out, 3, stride=2, padding=1, bias=False)
+        self.norm = _norm(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool_factor > 1:  # fixed at construction, not data-dependent
+            x = F.avg_pool3d(x, self.pool_factor)
+        return self.norm(self.conv(x))
+
+
+class HeadUp(nn.Module):
+    """Decoder step of the DiNTS head (as MONAI's ``stem_up``): ReLU -> 3x3x3 conv ->
+    InstanceNorm -> 2x trilinear upsample.
+
+    Shapes: ``[B, c_in, *S] -> [B, c_out, *2S]``.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.block = ReLUConvNorm(c_in, c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.block(x), scale_factor=2.0, mode="trilinear", align_corners=True)
+
+
+class HeadOut(nn.Module):
+    """Output head (as MONAI's ``stem_finals``): ReLU -> 3x3x3 conv (c_in->c_in) ->
+    InstanceNorm -> 1x1x1 conv with bias to ``c_out`` class logits.
+
+    Shapes: ``[B, c_in, *S] -> [B, c_out, *S]``.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.block = ReLUConvNorm(c_in, c_in)
+        self.out = nn.Conv3d(c_in, c_out, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.block(x))

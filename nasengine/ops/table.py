@@ -1,0 +1,228 @@
+"""The op table: name -> :class:`OpSpec` (constructor, memory cost, FLOPs, shape rule).
+
+Memory costs are the bytes of activations that autograd saves for backward, per sample, for
+one forward of the op built by ``OpSpec.build`` (parameters excluded; tensors that share a
+storage counted once). They follow what PyTorch 2.x saves:
+
+- ReLU saves its output; the conv after it saves the same tensor (its input): counted once.
+- Conv3d saves its input (and its weight, a parameter: not counted).
+- InstanceNorm (GroupNorm with one channel per group) saves its input plus ``2 * C`` floats (mean, rstd).
+- Trilinear interpolation, concatenation, addition and the identity save nothing.
+- Average pooling saves its input only when the input requires grad (the image does not).
+
+``spatial_shape`` is always the op's INPUT spatial shape; ``OpSpec.out_shape`` gives the output.
+FLOPs count 2 per multiply-accumulate of every convolution (norms, ReLUs, resampling ignored).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch.nn as nn
+
+from .operations import (
+    P3D_KERNELS,
+    FactorizedIncrease,
+    FactorizedReduce,
+    HeadOut,
+    HeadUp,
+    Identity,
+    P3DReLUConvNorm,
+    ReLUConvNorm,
+    Stem,
+)
+
+__all__ = ["OpSpec", "OPS", "CELL_OPS", "RESAMPLE_OPS", "DINTS_CELL_OPS", "get_op"]
+
+BYTES = 4  # float32 activations
+
+
+def _prod(shape: Sequence[int]) -> int:
+    return int(math.prod(int(s) for s in shape))
+
+
+def _scaled(shape: Sequence[int], num: int, den: int) -> tuple[int, ...]:
+    return tuple(int(s) * num // den for s in shape)
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One entry of the op vocabulary.
+
+    Attributes:
+        name: the op name used in genotypes.
+        kind: ``"cell"`` (same resolution), ``"resample"`` (``down``/``up``), ``"stem"`` or ``"head"``.
+        build: ``build(c_in, c_out, **params) -> nn.Module``.
+        memory: ``memory(c_in, c_out, spatial_shape, **params) -> int`` bytes saved for backward
+            per sample at the op's input ``spatial_shape``.
+        flops: ``flops(c_in, c_out, spatial_shape, **params) -> int`` per sample.
+        level_delta: ``level_delta(**params) -> int``: change of resolution level
+            (+1 = half resolution, -1 = double).
+        same_channels: the op needs ``c_in == c_out`` (``skip``).
+        description: one line for people.
+    """
+
+    name: str
+    kind: str
+    build: Callable[..., nn.Module]
+    memory: Callable[..., int]
+    flops: Callable[..., int]
+    level_delta: Callable[..., int] = field(default=lambda **_: 0)
+    same_channels: bool = False
+    description: str = ""
+
+    def out_shape(self, spatial_shape: Sequence[int], **params) -> tuple[int, ...]:
+        """Output spatial shape for an input of ``spatial_shape``."""
+        d = self.level_delta(**params)
+        return _scaled(spatial_shape, 1, 2**d) if d >= 0 else _scaled(spatial_shape, 2 ** (-d), 1)
+
+
+def _norm_bytes(c: int, s: int) -> int:
+    return (c * s + 2 * c) * BYTES
+
+
+# ---- cell ops ---------------------------------------------------------------------------------
+def _skip_build(c_in: int, c_out: int, **_) -> nn.Module:
+    if c_in != c_out:
+        raise ValueError(f"skip needs c_in == c_out, got {c_in} and {c_out}")
+    return Identity()
+
+
+def _conv_memory(c_in, c_out, spatial_shape, **_) -> int:
+    s = _prod(spatial_shape)
+    return c_in * s * BYTES + _norm_bytes(c_out, s)  # ReLU out (= conv in) + norm in
+
+
+def _conv_flops(c_in, c_out, spatial_shape, **_) -> int:
+    return 2 * c_in * c_out * 27 * _prod(spatial_shape)
+
+
+def _p3d_memory(c_in, c_out, spatial_shape, **_) -> int:
+    s = _prod(spatial_shape)
+    return 2 * c_in * s * BYTES + _norm_bytes(c_out, s)  # ReLU out + mid + norm in
+
+
+def _p3d_flops(name):
+    k0, k1 = P3D_KERNELS[name]
+
+    def flops(c_in, c_out, spatial_shape, **_) -> int:
+        s = _prod(spatial_shape)
+        return 2 * s * (c_in * c_in * _prod(k0) + c_in * c_out * _prod(k1))
+
+    return flops
+
+
+# ---- resampling -------------------------------------------------------------------------------
+def _down_memory(c_in, c_out, spatial_shape, **_) -> int:
+    s = _prod(spatial_shape)
+    return c_in * s * BYTES + _norm_bytes(c_out, _prod(_scaled(spatial_shape, 1, 2)))
+
+
+def _down_flops(c_in, c_out, spatial_shape, **_) -> int:
+    return 2 * c_in * c_out * _prod(_scaled(spatial_shape, 1, 2))
+
+
+def _up_memory(c_in, c_out, spatial_shape, **_) -> int:
+    s = _prod(_scaled(spatial_shape, 2, 1))
+    return c_in * s * BYTES + _norm_bytes(c_out, s)
+
+
+def _up_flops(c_in, c_out, spatial_shape, **_) -> int:
+    return 2 * c_in * c_out * _prod(_scaled(spatial_shape, 2, 1))
+
+
+# ---- stem and head ----------------------------------------------------------------------------
+def _stem_memory(c_in, c_out, spatial_shape, factor: int = 2, **_) -> int:
+    pooled = _scaled(spatial_shape, 2, int(factor))
+    return c_in * _prod(pooled) * BYTES + _norm_bytes(c_out, _prod(_scaled(spatial_shape, 1, int(factor))))
+
+
+def _stem_flops(c_in, c_out, spatial_shape, factor: int = 2, **_) -> int:
+    return 2 * c_in * c_out * 27 * _prod(_scaled(spatial_shape, 1, int(factor)))
+
+
+def _head_up_memory(c_in, c_out, spatial_shape, **_) -> int:
+    s = _prod(spatial_shape)
+    return c_in * s * BYTES + _norm_bytes(c_out, s)
+
+
+def _head_up_flops(c_in, c_out, spatial_shape, **_) -> int:
+    return 2 * c_in * c_out * 27 * _prod(spatial_shape)
+
+
+def _head_out_memory(c_in, c_out, spatial_shape, **_) -> int:
+    s = _prod(spatial_shape)
+    return c_in * s * BYTES + _norm_bytes(c_in, s) + c_in * s * BYTES  # ReLU, norm in, norm out
+
+
+def _head_out_flops(c_in, c_out, spatial_shape, **_) -> int:
+    s = _prod(spatial_shape)
+    return 2 * s * (c_in * c_in * 27 + c_in * c_out)
+
+
+def _p3d_spec(name: str) -> OpSpec:
+    k0, k1 = P3D_KERNELS[name]
+    return OpSpec(
+        name=name,
+        kind="cell",
+        build=lambda c_in, c_out, **_: P3DReLUConvNorm(c_in, c_out, name),
+        memory=_p3d_memory,
+        flops=_p3d_flops(name),
+        description=f"ReLU, {'x'.join(map(str, k0))} conv, {'x'.join(map(str, k1))} conv, InstanceNorm",
+    )
+
+
+#: The op vocabulary shared by every method.
+OPS: dict[str, OpSpec] = {
+    "skip": OpSpec(
+        "skip", "cell", _skip_build, lambda *a, **k: 0, lambda *a, **k: 0,
+        same_channels=True, description="identity (no ReLU, no norm)",
+    ),
+    "conv_3x3x3": OpSpec(
+        "conv_3x3x3", "cell", lambda c_in, c_out, **_: ReLUConvNorm(c_in, c_out, (3, 3, 3)),
+        _conv_memory, _conv_flops, description="ReLU, 3x3x3 conv, InstanceNorm",
+    ),
+    **{name: _p3d_spec(name) for name in P3D_KERNELS},
+    "down": OpSpec(
+        "down", "resample", lambda c_in, c_out, **_: FactorizedReduce(c_in, c_out),
+        _down_memory, _down_flops, level_delta=lambda **_: 1,
+        description="2x downsample: ReLU, factorized reduce (two strided 1x1x1 convs), InstanceNorm",
+    ),
+    "up": OpSpec(
+        "up", "resample", lambda c_in, c_out, **_: FactorizedIncrease(c_in, c_out),
+        _up_memory, _up_flops, level_delta=lambda **_: -1,
+        description="2x trilinear upsample, ReLU, 1x1x1 conv, InstanceNorm",
+    ),
+    "stem": OpSpec(
+        "stem", "stem", lambda c_in, c_out, factor=2, **_: Stem(c_in, c_out, int(factor)),
+        _stem_memory, _stem_flops, level_delta=lambda factor=2, **_: int(math.log2(int(factor))),
+        description="average-pool by factor/2, 3x3x3 conv stride 2, InstanceNorm",
+    ),
+    "head_up": OpSpec(
+        "head_up", "head", lambda c_in, c_out, **_: HeadUp(c_in, c_out),
+        _head_up_memory, _head_up_flops, level_delta=lambda **_: -1,
+        description="ReLU, 3x3x3 conv, InstanceNorm, 2x trilinear upsample",
+    ),
+    "head_out": OpSpec(
+        "head_out", "head", lambda c_in, c_out, **_: HeadOut(c_in, c_out),
+        _head_out_memory, _head_out_flops,
+        description="ReLU, 3x3x3 conv, InstanceNorm, 1x1x1 conv with bias to class logits",
+    ),
+}
+
+#: Ops that keep the resolution and may sit on a searchable edge.
+CELL_OPS: tuple[str, ...] = tuple(n for n, s in OPS.items() if s.kind == "cell")
+#: Resampling ops, indexed by the genotype's ``resample`` field.
+RESAMPLE_OPS: dict[str, str] = {"down": "down", "up": "up"}
+#: The DiNTS cell search space (sec. 3.2), in the order of the paper (and of MONAI).
+DINTS_CELL_OPS: tuple[str, ...] = ("skip", "conv_3x3x3", "p3d_3x3x1", "p3d_3x1x3", "p3d_1x3x3")
+
+
+def get_op(name: str) -> OpSpec:
+    """The :class:`OpSpec` for ``name``; ``KeyError`` naming the known ops otherwise."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise KeyError(f"unknown op {name!r}; known ops: {', '.join(sorted(OPS))}") from None

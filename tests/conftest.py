@@ -1,0 +1,273 @@
+"""Shared fixtures: test database, isolated Redis, a real Celery worker, a live ASGI server.
+
+Everything real, nothing mocked:
+
+* Database: SQLite in a temporary file by default (shared with the worker and server processes),
+  PostgreSQL when ``DATABASE_URL`` points at one (CI). Tests that need a worker or the live
+  server must use ``transactional_db`` (their data must be committed to be seen).
+* Redis: ``VOXELSEARCH_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/13``) with a key
+  prefix unique to this test session, so parallel test runs and a running dev system never
+  see each other's queues or channel groups.
+* ``celery_worker``: ``celery -A webapp worker -Q default,gpu --pool solo`` as a subprocess.
+* ``asgi_live_server``: ``daphne webapp.asgi:application`` as a subprocess (HTTP + WebSocket +
+  static files), ``.url`` / ``.ws_url``.
+* ``media_root``: the session's MEDIA_ROOT (a temporary folder, also used by the subprocesses).
+* ``subprocess_env``: the environment the subprocesses run with (for other server processes).
+* ``make_user`` / ``make_project``: factories; ``login(client, user)`` style via ``client.force_login``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_REDIS_URL = os.environ.get("VOXELSEARCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+SESSION_PREFIX = f"vstest{os.getpid()}:"
+
+
+# --- database ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """A test database of our own: a temp SQLite file (other processes can open it) or a
+    PostgreSQL database named after this process (parallel runs do not drop each other's)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    db.setdefault("TEST", {})
+    if db["ENGINE"].endswith("sqlite3"):
+        db["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+    else:
+        db["TEST"]["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
+
+
+def _database_url() -> str:
+    """URL of the test database (call after django_db_setup)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    original = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(original._replace(path=f"/{s['NAME']}"))
+
+
+# --- settings for the whole session --------------------------------------------------------------
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_settings(media_root):
+    """Point media, Redis, Celery and Channels at session-private places."""
+    from django.test.utils import override_settings
+
+    from webapp.celery import app
+
+    layer = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": f"{SESSION_PREFIX}asgi", "capacity": 1000, "expiry": 60},
+        }
+    }
+    override = override_settings(
+        MEDIA_ROOT=media_root,
+        REDIS_URL=TEST_REDIS_URL,
+        REDIS_KEY_PREFIX=SESSION_PREFIX,
+        CHANNEL_LAYERS=layer,
+        CELERY_BROKER_URL=TEST_REDIS_URL,
+    )
+    override.enable()
+    app.conf.broker_url = TEST_REDIS_URL
+    app.conf.broker_transport_options = {"global_keyprefix": SESSION_PREFIX}
+    try:
+        yield
+    finally:
+        override.disable()
+        _flush_prefix()
+
+
+def _flush_prefix() -> None:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        keys = list(client.scan_iter(match=f"{SESSION_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except Exception:
+        pass
+
+
+@pytest.fixture(scope="session")
+def subprocess_env(django_db_setup, django_db_blocker, media_root) -> dict[str, str]:
+    """Environment for server/worker processes that must see this session's database,
+    media folder and Redis prefix."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="webapp.settings",
+        DATABASE_URL=database_url,
+        MEDIA_ROOT=str(media_root),
+        REDIS_URL=TEST_REDIS_URL,
+        REDIS_KEY_PREFIX=SESSION_PREFIX,
+        SECRET_KEY=os.environ.get("SECRET_KEY", "test-secret-key-not-for-production"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("CELERY_BROKER_URL", None)
+    env.pop("CHANNEL_LAYER_URL", None)
+    return env
+
+
+# --- processes ---------------------------------------------------------------------------------
+def _stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.2)
+    _stop(proc)
+    raise RuntimeError(f"{what} did not start within {timeout}s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(subprocess_env, tmp_path_factory):
+    """A real Celery worker for both queues (pool solo), against the test database and Redis.
+
+    Yields an object with ``log`` (its log file) and ``proc``. Use with ``transactional_db``.
+    """
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,gpu", "--pool", "solo",
+        "--concurrency", "1", "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "-l", "INFO",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env, stdout=out, stderr=subprocess.STDOUT)
+    _wait_for(lambda: b" ready." in log.read_bytes(), 90, proc, log, "The Celery worker")
+    yield WorkerHandle(proc=proc, log=log)
+    _stop(proc)
+
+
+@dataclass
+class WorkerHandle:
+    proc: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class LiveServer:
+    host: str
+    port: int
+    proc: subprocess.Popen
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="session")
+def asgi_live_server(subprocess_env, tmp_path_factory):
+    """The real ASGI app under daphne (HTTP, WebSocket, static files) on a free port."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env, stdout=out, stderr=subprocess.STDOUT)
+    _wait_for(lambda: _port_open(port), 60, proc, log, "The ASGI server (daphne)")
+    yield LiveServer(host="127.0.0.1", port=port, proc=proc, log=log)
+    _stop(proc)
+
+
+# --- factories ---------------------------------------------------------------------------------
+@pytest.fixture
+def make_user(django_user_model):
+    counter = {"n": 0}
+
+    def make(username: str | None = None, password: str = "pw-for-tests-1", **extra):
+        counter["n"] += 1
+        username = username or f"user{counter['n']}"
+        extra.setdefault("email", f"{username}@example.org")
+        return django_user_model.objects.create_user(username=username, password=password, **extra)
+
+    return make
+
+
+@pytest.fixture
+def make_project():
+    """``make_project(owner, name="P", editors=[...], viewers=[...])``."""
+    from webapp.projects.models import Membership
+    from webapp.projects.services import project_create
+
+    def make(owner, name: str = "Project", editors=(), viewers=()):
+        project = project_create(user=owner, name=name)
+        for user in editors:
+            Membership.objects.create(project=project, user=user, role=Membership.Role.EDITOR)
+        for user in viewers:
+            Membership.objects.create(project=project, user=user, role=Membership.Role.VIEWER)
+        return project
+
+    return make
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2):
+    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_for():
+    return wait_until

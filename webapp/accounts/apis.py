@@ -1,0 +1,16 @@
+"""API sign-in: trade a username and password for a token."""
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authtoken.views import ObtainAuthToken
+
+
+class TokenApi(ObtainAuthToken):
+    """POST username and password; get ``{"token": "..."}`` for ``Authorization: Token <key>``."""
+
+    @extend_schema(
+        request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
+        responses=inline_serializer("TokenResponse", {"token": serializers.CharField()}),
+        tags=["auth"],
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)

@@ -1,0 +1,23 @@
+from django.contrib import admin
+
+from .models import Case, Dataset
+
+
+class CaseInline(admin.TabularInline):
+    model = Case
+    extra = 0
+    fields = ["index", "case_id", "shape", "spacing", "image_path", "label_path"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "status", "num_cases", "created_at"]
+    list_filter = ["status", "source"]
+    search_fields = ["name", "project__name"]
+    readonly_fields = ["status", "storage_key", "fingerprint", "problems", "status_changed_at"]
+    inlines = [CaseInline]
+
+    def has_add_permission(self, request):  # datasets come in through the upload and import
+        return False

@@ -1,0 +1,304 @@
+"""Writes for datasets: upload, import, delete."""
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.move import file_move_safe
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from webapp.projects.access import require_write
+
+from .archives import ArchiveLimits, is_archive_name
+from .importing import ImportFailed, ImportLimits, nifti_stem, parse_labels, problem, run_import
+from .models import Case, Dataset
+
+log = logging.getLogger(__name__)
+
+Status = Dataset.Status
+#: An import that has been "importing" this long is taken to be dead: the dataset may be deleted.
+STALE_IMPORT = timedelta(hours=1)
+MODALITIES = ("CT", "MR", "PET", "US", "other")
+
+
+def import_limits() -> ImportLimits:
+    caps = settings.VOXELSEARCH
+    return ImportLimits(
+        archive=ArchiveLimits(
+            max_total_bytes=caps["MAX_ARCHIVE_UNCOMPRESSED_BYTES"],
+            max_members=caps["MAX_ARCHIVE_MEMBERS"],
+            max_ratio=caps["MAX_COMPRESSION_RATIO"],
+        ),
+        max_voxels=caps["MAX_VOXELS_PER_VOLUME"],
+        max_cases=caps["MAX_CASES"],
+    )
+
+
+def _safe_upload_name(name: str) -> str:
+    base = Path((name or "").replace("\\", "/")).name
+    cleaned = get_valid_filename(base) if base else ""
+    if not cleaned or cleaned in {".", ".."}:
+        raise ValidationError({"files": f"The file name {name!r} cannot be used."})
+    return cleaned[:200]
+
+
+def _store_upload(uploaded, target: Path) -> int:
+    """Move (not read) a streamed upload into place; small in-memory files are written in chunks."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(uploaded, "temporary_file_path"):
+        file_move_safe(uploaded.temporary_file_path(), str(target), allow_overwrite=False)
+    else:
+        with open(target, "xb") as out:
+            for chunk in uploaded.chunks():
+                out.write(chunk)
+    return target.stat().st_size
+
+
+def _classify(files) -> str:
+    names = [getattr(f, "name", "") or "" for f in files]
+    archives = [n for n in names if is_archive_name(n)]
+    if archives:
+        if len(names) != 1:
+            raise ValidationError({"files": "Upload either NIfTI files or one archive, not both or several archives."})
+        return Dataset.Source.ARCHIVE
+    bad = [n for n in names if nifti_stem(Path(n).name) is None]
+    if bad:
+        raise ValidationError(
+            {"files": f"Only .nii, .nii.gz, .zip and .tar.gz files can be uploaded; not: {', '.join(bad[:5])}."}
+        )
+    return Dataset.Source.FILES
+
+
+def dataset_upload(
+    *, project, actor, files: list, name: str = "", description: str = "", labels="", modality: str = "",
+) -> Dataset:
+    """Create a dataset from uploaded files and queue its import on the ``default`` queue.
+
+    ``files``: several NIfTI files (paired by name) or one archive in MSD layout. For NIfTI files
+    ``labels`` declares the classes (``"1: liver, 2: tumour"``); an archive's dataset.json does.
+    """
+    require_write(actor, project)
+    files = [f for f in (files or []) if f is not None]
+    if not files:
+        raise ValidationError({"files": "Choose NIfTI files or one archive to upload."})
+    source = _classify(files)
+    declared: dict = {}
+    channel_names: list[str] = []
+    modality = (modality or "").strip()
+    if source == Dataset.Source.FILES:
+        try:
+            declared = {str(k): v for k, v in parse_labels(labels).items()}
+        except ValueError as exc:
+            raise ValidationError({"labels": str(exc)})
+        if modality and modality not in MODALITIES:
+            raise ValidationError({"modality": f"Modality must be one of {', '.join(MODALITIES)}."})
+        channel_names = [modality or "image"]
+    names = [_safe_upload_name(f.name) for f in files]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValidationError({"files": f"Two uploaded files have the same name: {', '.join(duplicates)}."})
+    name = (name or "").strip()
+    if not name:
+        first = names[0]
+        name = (nifti_stem(first) or first.split(".")[0]) if source == Dataset.Source.ARCHIVE else f"Dataset of {len(files)} files"
+    if len(name) > 200:
+        raise ValidationError({"name": "Keep the name under 200 characters."})
+
+    dataset = Dataset(
+        project=project,
+        name=name,
+        description=(description or "").strip(),
+        source=source,
+        labels=declared,
+        channel_names=channel_names,
+        modality=modality,
+        upload_names=names,
+        created_by=actor,
+    )
+    try:
+        with transaction.atomic():
+            dataset.save()
+            total = 0
+            for uploaded, safe in zip(files, names):
+                total += _store_upload(uploaded, dataset.upload_dir / safe)
+            dataset.upload_bytes = total
+            dataset.save(update_fields=["upload_bytes"])
+            _queue_import(dataset.pk)
+    except BaseException:
+        shutil.rmtree(dataset.root, ignore_errors=True)
+        raise
+    return dataset
+
+
+def _queue_import(dataset_id: int) -> None:
+    """Send the import job once the dataset row is committed. If the queue cannot be reached the
+    dataset becomes invalid with a clear reason rather than waiting forever."""
+    from .tasks import import_dataset
+
+    def send():
+        try:
+            import_dataset.apply_async(args=(dataset_id,), retry=True, retry_policy={"max_retries": 2})
+        except Exception:
+            log.exception("Could not queue the import of dataset %s", dataset_id)
+            _fail(dataset_id, [problem(None, "The import could not be queued because the task queue (Redis) is not reachable. Upload again later.")])
+
+    transaction.on_commit(send)
+
+
+def dataset_import_folder(*, project, actor, folder: Path, name: str = "", description: str = "", queue: bool = True) -> Dataset:
+    """Create a dataset from an MSD-layout folder on the server (used by ``seed_demo``).
+
+    The folder is copied, then imported like an upload: queued on the ``default`` queue, or run
+    here and now with ``queue=False``.
+    """
+    require_write(actor, project)
+    folder = Path(folder)
+    if not (folder / "dataset.json").is_file():
+        raise ValidationError({"folder": f"{folder} holds no dataset.json (MSD layout)."})
+    dataset = Dataset(
+        project=project, name=(name or folder.name).strip()[:200], description=description,
+        source=Dataset.Source.FOLDER, created_by=actor,
+    )
+    try:
+        with transaction.atomic():
+            dataset.save()
+            shutil.copytree(folder, dataset.upload_dir, symlinks=False)
+            dataset.upload_bytes = sum(p.stat().st_size for p in dataset.upload_dir.rglob("*") if p.is_file())
+            dataset.save(update_fields=["upload_bytes"])
+            if queue:
+                _queue_import(dataset.pk)
+    except BaseException:
+        shutil.rmtree(dataset.root, ignore_errors=True)
+        raise
+    if not queue:
+        dataset = dataset_import(dataset_id=dataset.pk)
+    return dataset
+
+
+def _remove_files(dataset: Dataset, *, keep_previews: bool = False) -> None:
+    if keep_previews:
+        for folder in (dataset.upload_dir, dataset.work_dir, dataset.msd_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        shutil.rmtree(dataset.root, ignore_errors=True)
+
+
+def _fail(dataset_id: int, problems: list[dict]) -> None:
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
+        dataset.cases.all().delete()
+        _remove_files(dataset)
+        if dataset.status != Status.INVALID:
+            dataset.transition(Status.INVALID, problems=problems)
+    from .events import dataset_changed
+
+    dataset_changed(dataset)
+
+
+def dataset_import(*, dataset_id: int) -> Dataset | None:
+    """Import an uploaded dataset: all or nothing. Safe to run twice (acks-late redelivery)."""
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
+        if dataset is None or dataset.is_final:
+            return dataset
+        if dataset.status == Status.UPLOADED:
+            dataset.transition(Status.IMPORTING)
+        # status IMPORTING: a redelivered job after a worker died; run_import starts clean.
+    from .events import dataset_changed
+
+    dataset_changed(dataset)
+    try:
+        result = run_import(
+            source=dataset.source,
+            upload_dir=dataset.upload_dir,
+            work_dir=dataset.work_dir,
+            msd_dir=dataset.msd_dir,
+            preview_dir=dataset.preview_dir,
+            name=dataset.name,
+            labels=dataset.labels,
+            channel_names=dataset.channel_names,
+            limits=import_limits(),
+        )
+    except ImportFailed as failed:
+        _fail(dataset_id, failed.problems)
+        return Dataset.objects.get(pk=dataset_id)
+    except Exception:
+        log.exception("Import of dataset %s failed unexpectedly", dataset_id)
+        _fail(dataset_id, [problem(None, "The import failed because of an internal error; the administrators can find the details in the worker's log.")])
+        return Dataset.objects.get(pk=dataset_id)
+    try:
+        with transaction.atomic():
+            dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
+            media = Path(settings.MEDIA_ROOT)
+            Case.objects.bulk_create(
+                Case(
+                    dataset=dataset,
+                    case_id=c.case_id,
+                    index=c.index,
+                    image_path=str((dataset.msd_dir / c.image_rel).relative_to(media)),
+                    label_path=str((dataset.msd_dir / c.label_rel).relative_to(media)),
+                    preview_path=str((dataset.preview_dir / c.preview_name).relative_to(media)),
+                    original_image_name=c.original_image_name[:255],
+                    original_label_name=c.original_label_name[:255],
+                    shape=c.shape,
+                    n_channels=c.n_channels,
+                    spacing=c.spacing,
+                    dtype=c.dtype,
+                    label_values=c.label_values,
+                    size_bytes=c.size_bytes,
+                )
+                for c in result.cases
+            )
+            dataset.labels = result.labels
+            dataset.channel_names = result.channel_names
+            dataset.modality = result.modality
+            dataset.fingerprint = result.fingerprint
+            dataset.num_cases = len(result.cases)
+            dataset.size_bytes = result.size_bytes
+            dataset.problems = []
+            dataset.save(
+                update_fields=["labels", "channel_names", "modality", "fingerprint", "num_cases", "size_bytes", "problems"]
+            )
+            dataset.transition(Status.READY)
+    except Exception:
+        log.exception("Saving the import of dataset %s failed", dataset_id)
+        _fail(dataset_id, [problem(None, "The import failed while saving its results; nothing was kept.")])
+        return Dataset.objects.get(pk=dataset_id)
+    # The raw uploads may carry patient information in their headers: only scrubbed copies stay.
+    shutil.rmtree(dataset.upload_dir, ignore_errors=True)
+    shutil.rmtree(dataset.work_dir, ignore_errors=True)
+    dataset_changed(dataset)
+    return dataset
+
+
+@transaction.atomic
+def dataset_delete(*, dataset: Dataset, actor) -> None:
+    """Delete a dataset, its cases and all its files. Refused while the import runs."""
+    require_write(actor, dataset.project)
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    stale = timezone.now() - dataset.status_changed_at > STALE_IMPORT
+    if dataset.status == Status.IMPORTING and not stale:
+        raise ValidationError("The dataset is being imported; wait until it is ready or invalid, then delete it.")
+    root = dataset.root
+    dataset.delete()
+    transaction.on_commit(lambda: shutil.rmtree(root, ignore_errors=True))
+
+
+@transaction.atomic
+def dataset_update(*, dataset: Dataset, actor, name=None, description=None) -> Dataset:
+    require_write(actor, dataset.project)
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ValidationError({"name": "Give the dataset a name under 200 characters."})
+        dataset.name = name
+    if description is not None:
+        dataset.description = description.strip()
+    dataset.save(update_fields=["name", "description", "updated_at"])
+    return dataset

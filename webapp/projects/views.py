@@ -1,0 +1,113 @@
+"""Project pages: list and create, detail with datasets and members, member management."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from webapp.common.views import add_validation_errors
+
+from . import selectors, services
+from .forms import InviteForm, ProjectForm, RoleForm
+from .models import Membership
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_list(request):
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_validation_errors(request, form, error)
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect("projects:detail", pk=project.pk)
+    projects = selectors.project_list(user=request.user)
+    return render(request, "projects/list.html", {"projects": projects, "form": form})
+
+
+@login_required
+def project_detail(request, pk):
+    project = selectors.project_get(user=request.user, pk=pk)
+    from webapp.datasets.selectors import dataset_list
+
+    return render(
+        request,
+        "projects/detail.html",
+        {
+            "project": project,
+            "role": project.user_role,
+            "can_write": project.user_role in ("owner", "editor"),
+            "is_owner": project.user_role == "owner",
+            "datasets": dataset_list(user=request.user, project=project),
+            "members": selectors.member_list(project=project),
+            "invite_form": InviteForm(),
+            "roles": Membership.Role.choices,
+        },
+    )
+
+
+@login_required
+@require_POST
+def member_invite(request, pk):
+    project = selectors.project_get(user=request.user, pk=pk)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        try:
+            membership = services.member_invite(
+                project=project, actor=request.user, identifier=form.cleaned_data["user"], role=form.cleaned_data["role"]
+            )
+        except ValidationError as error:
+            add_validation_errors(request, None, error)
+        else:
+            messages.success(request, f"{membership.user.username} is now a {membership.role} of this project.")
+    else:
+        messages.error(request, "Give a username or email and a role.")
+    return redirect("projects:detail", pk=project.pk)
+
+
+@login_required
+@require_POST
+def member_role(request, pk, membership_pk):
+    membership = selectors.membership_get(user=request.user, project_pk=pk, membership_pk=membership_pk)
+    form = RoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.member_change_role(membership=membership, actor=request.user, role=form.cleaned_data["role"])
+        except ValidationError as error:
+            add_validation_errors(request, None, error)
+        else:
+            messages.success(request, f"{membership.user.username} is now a {membership.role}.")
+    return redirect("projects:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def member_remove(request, pk, membership_pk):
+    membership = selectors.membership_get(user=request.user, project_pk=pk, membership_pk=membership_pk)
+    leaving = membership.user_id == request.user.pk
+    try:
+        services.member_remove(membership=membership, actor=request.user)
+    except ValidationError as error:
+        add_validation_errors(request, None, error)
+        return redirect("projects:detail", pk=pk)
+    if leaving:
+        messages.success(request, "You left the project.")
+        return redirect("projects:list")
+    messages.success(request, f"{membership.user.username} was removed from the project.")
+    return redirect("projects:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def project_delete(request, pk):
+    project = selectors.project_get(user=request.user, pk=pk)
+    try:
+        services.project_delete(project=project, actor=request.user)
+    except ValidationError as error:
+        add_validation_errors(request, None, error)
+        return redirect("projects:detail", pk=pk)
+    messages.success(request, f"Project “{project.name}” deleted.")
+    return redirect("projects:list")

@@ -1,0 +1,8 @@
+"""WebSocket routes. Later apps (runs) append their consumers here."""
+from django.urls import path
+
+from webapp.datasets.consumers import DatasetStatusConsumer
+
+websocket_urlpatterns = [
+    path("ws/datasets/<int:dataset_id>/", DatasetStatusConsumer.as_asgi()),
+]

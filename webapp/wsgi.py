@@ -1,0 +1,7 @@
+"""WSGI entry point (HTTP only; the ASGI app in asgi.py adds WebSockets)."""
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+application = get_wsgi_application()
