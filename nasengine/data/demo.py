@@ -61,7 +61,12 @@ def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
 
 
 def make_demo_data(
-    out_dir: str | Path, *, n_cases: int = 6, shape: tuple[int, int, int] = (48, 48, 32), seed: int = 0, n_test: int = 2
+    out_dir: str | Path,
+    n_cases: int = 6,
+    shape: tuple[int, int, int] = (48, 48, 32),
+    seed: int = 0,
+    *,
+    n_test: int = 2,
 ) -> Path:
     """Write the demo dataset.
 

@@ -135,6 +135,16 @@ def _info_from_image(path: Path, image: nib.Nifti1Image, max_voxels: int) -> Nif
     dtype = image.header.get_data_dtype()
     if dtype.fields is not None or dtype.kind in "cOSUV":
         raise DataError(path, f"voxel data type {dtype} is not supported (expected integers or floats)")
+    if not path.name.lower().endswith(".gz"):
+        # Uncompressed: the header alone tells whether the file is long enough.
+        expected = int(image.dataobj.offset) + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        actual = path.stat().st_size
+        if actual < expected:
+            raise DataError(
+                path,
+                f"the file is truncated: its header describes {expected:,} bytes but the file "
+                f"holds only {actual:,}",
+            )
     affine = np.asarray(image.affine, dtype=np.float64)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise DataError(

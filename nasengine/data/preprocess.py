@@ -238,6 +238,7 @@ def restore_channels(array_cxyz: np.ndarray, meta: PreprocessMeta | dict) -> np.
         ``[C, *meta.original_shape]`` float32, in the input's axis order.
     """
     meta = _as_meta(meta)
+    array_cxyz = np.asarray(array_cxyz)
     _check_grid(array_cxyz.shape[1:], meta)
     out = resample(np.asarray(array_cxyz, dtype=np.float32), meta.ras_shape, mode="trilinear")
     return reorient(out, inverse_orientation(np.asarray(meta.orientation)))
@@ -264,8 +265,13 @@ def restore_label(label_xyz: np.ndarray, meta: PreprocessMeta | dict) -> np.ndar
         NIfTI with exactly the input's shape and affine.
     """
     meta = _as_meta(meta)
+    label_xyz = np.asarray(label_xyz)
     _check_grid(label_xyz.shape, meta)
-    classes = np.asarray(label_xyz).astype(np.uint8 if int(np.max(label_xyz, initial=0)) < 256 else np.int32)
+    if label_xyz.size and (label_xyz.min() < 0 or label_xyz.max() >= len(meta.label_ids)):
+        raise ValueError(
+            f"class indices must lie in 0..{len(meta.label_ids) - 1}, got {label_xyz.min()}..{label_xyz.max()}"
+        )
+    classes = label_xyz.astype(np.uint8 if len(meta.label_ids) <= 256 else np.int32)
     classes = resample(classes[None], meta.ras_shape, mode="nearest")
     classes = reorient(classes, inverse_orientation(np.asarray(meta.orientation)))[0]
     return class_indices_to_labels(classes, meta)

@@ -21,6 +21,8 @@ def export_torch(network: nn.Module, example: torch.Tensor, path: str | os.PathL
                  ) -> dict[str, Any]:
     """``torch.export.export`` with a dynamic batch dimension (static batch if that fails)."""
     network = network.eval()
+    if example.shape[0] == 1:  # a size-1 example would specialise the batch dimension
+        example = example.expand(2, *example.shape[1:]).contiguous()
     try:
         batch = torch.export.Dim("batch", min=1, max=64)
         program = torch.export.export(network, (example,), dynamic_shapes=({0: batch},))
@@ -30,16 +32,20 @@ def export_torch(network: nn.Module, example: torch.Tensor, path: str | os.PathL
         dynamic = False
     torch.export.save(program, str(path))
     return {"file": Path(path).name, "dynamic_batch": dynamic,
-            "input_shape": list(example.shape)}
+            "input_shape": ["batch" if dynamic else example.shape[0], *example.shape[1:]]}
 
 
 def export_onnx(network: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]
                 ) -> dict[str, Any]:
     """ONNX via the dynamo exporter (``torch.onnx.export(..., dynamo=True)``)."""
     network = network.eval()
+    if example.shape[0] == 1:
+        example = example.expand(2, *example.shape[1:]).contiguous()
+    batch = torch.export.Dim("batch", min=1, max=64)
     torch.onnx.export(network, (example,), str(path), dynamo=True, input_names=["image"],
-                      output_names=["logits"], external_data=False, verbose=False)
-    return {"file": Path(path).name, "input_shape": list(example.shape), "opset": "default"}
+                      output_names=["logits"], dynamic_shapes=({0: batch},),
+                      external_data=False, verbose=False)
+    return {"file": Path(path).name, "input_shape": ["batch", *example.shape[1:]]}
 
 
 def export_network(network: nn.Module, example: torch.Tensor, out_dir: str | os.PathLike[str],

@@ -82,8 +82,8 @@ def _archive_kind(path: Path) -> str:
 def _zip_members(zf: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, Member]]:
     out = []
     for info in zf.infolist():
-        mode = (info.external_attr >> 16) & 0xFFFF
-        if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+        file_type = stat.S_IFMT((info.external_attr >> 16) & 0xFFFF)  # 0 when the zip tool set none
+        if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise ArchiveError(info.filename, "the archive contains a link or special file; refused for safety")
         if info.flag_bits & 0x1:
             raise ArchiveError(info.filename, "the archive is encrypted; upload it without a password")

@@ -154,3 +154,12 @@ def test_preprocess_image_multichannel_and_channel_check(tmp_path, write_nifti_f
     assert np.allclose(np.sort(array[1].ravel()), np.sort(((image[..., 1] - image[..., 1].mean()) / image[..., 1].std()).ravel()), atol=1e-4)
     with pytest.raises(DataError, match=r"^two\.nii\.gz: the image has 2 channel\(s\) but the dataset declares 1"):
         preprocess_image(path, _plan())
+
+
+def test_restore_label_rejects_wrong_grid_or_classes(tmp_path, write_nifti_file):
+    label = np.zeros(SHAPE, np.uint8)
+    processed = preprocess_case(_write_case(tmp_path, write_nifti_file, label), _plan(label_ids=(0, 1)))
+    with pytest.raises(ValueError, match="spatial shape"):
+        restore_label(processed.label[:-1], processed.meta)
+    with pytest.raises(ValueError, match="class indices"):
+        restore_label(processed.label + 2, processed.meta)

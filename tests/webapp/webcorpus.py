@@ -147,7 +147,9 @@ def tar_with_member(out: Path, member_name: str, payload: bytes = b"x" * 100, sy
 def zip_bomb(out: Path, size_mb: int = 48) -> Path:
     """One highly compressible member: ``size_mb`` MB of zeros (deflate ratio about 1000:1)."""
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        with zf.open(zipfile.ZipInfo("Task/imagesTr/bomb.nii", compress_type=zipfile.ZIP_DEFLATED), "w", force_zip64=True) as member:
+        info = zipfile.ZipInfo("Task/imagesTr/bomb.nii")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w", force_zip64=True) as member:
             block = b"\x00" * (1 << 20)
             for _ in range(size_mb):
                 member.write(block)

@@ -1,0 +1,150 @@
+"""In a real browser: sign in, upload a small NIfTI dataset, watch it become ready with previews.
+
+Headless Debian chromium driven by Playwright (python, sync API) against the real ASGI server
+(daphne) and a real Celery worker (fixtures in tests/conftest.py). No `playwright install`: the
+browser is the system's /usr/bin/chromium. Without it the test is skipped, except when
+VOXELSEARCH_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
+
+Set VOXELSEARCH_SCREENSHOT_DIR to keep the screenshots somewhere to look at.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "upload-in-a-browser-1"
+TIMEOUT_MS = 120_000
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("VOXELSEARCH_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture
+def chromium() -> str:
+    path = chromium_path()
+    problem = None
+    if path is None:
+        problem = "no chromium binary (/usr/bin/chromium): apt-get install chromium to run the browser tests"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright python package is not installed (pip install -r requirements.txt)"
+    if problem:
+        if os.environ.get("VOXELSEARCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return path
+
+
+def write_case(folder: Path, case_id: str, seed: int) -> list[Path]:
+    """A small image with a bright ellipsoid, and its label map (1 inside), sharing one affine."""
+    rng = np.random.default_rng(seed)
+    shape = (40, 36, 20)
+    zz, yy, xx = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    centre = np.array(shape) / 2 + rng.uniform(-3, 3, size=3)
+    inside = ((zz - centre[0]) / 10) ** 2 + ((yy - centre[1]) / 8) ** 2 + ((xx - centre[2]) / 5) ** 2 <= 1
+    image = rng.normal(100, 15, size=shape).astype(np.float32)
+    image[inside] += 200
+    label = inside.astype(np.uint8)
+    affine = np.diag([0.9, 0.9, 2.5, 1.0])
+    affine[:3, 3] = [-18.0, -16.0, -25.0]
+    paths = [folder / f"{case_id}.nii.gz", folder / f"{case_id}_seg.nii.gz"]
+    nib.save(nib.Nifti1Image(image, affine), paths[0])
+    nib.save(nib.Nifti1Image(label, affine), paths[1])
+    return paths
+
+
+def test_sign_in_upload_and_see_the_dataset_ready_with_previews(
+    chromium, asgi_live_server, celery_worker, make_user, make_project, tmp_path
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    # Database work happens before Playwright starts (its sync API runs an event loop, and
+    # Django refuses ORM calls while one runs in the thread).
+    user = make_user("researcher", password=PASSWORD)
+    project = make_project(user, name="Browser project")
+    files = write_case(tmp_path, "knee1", seed=1) + write_case(tmp_path, "knee2", seed=2)
+    shots = Path(os.environ.get("VOXELSEARCH_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    base = asgi_live_server.url
+    console_errors: list[str] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.set_default_timeout(30_000)
+            page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+
+            # Sign in (the home page sends an anonymous visitor to the sign-in form).
+            page.goto(base + "/")
+            expect(page.locator("#login-form")).to_be_visible()
+            page.fill("#id_username", "researcher")
+            page.fill("#id_password", PASSWORD)
+            page.click("#sign-in")
+            expect(page.get_by_role("link", name="Browser project")).to_be_visible()
+
+            # Project -> upload page.
+            page.get_by_role("link", name="Browser project").click()
+            page.click("#upload-dataset")
+            expect(page.locator("#upload-form")).to_be_visible()
+            page.set_input_files("#id_files", [str(p) for p in files])
+            page.fill("#id_name", "Knees")
+            page.fill("#id_labels", "1: cartilage")
+            page.click("#upload-submit")
+
+            # The dataset page: importing, then ready (the page reloads itself when final).
+            page.wait_for_url("**/datasets/*/", timeout=TIMEOUT_MS)
+            status = page.locator("#dataset-status")
+            expect(status).to_have_attribute("data-status", "ready", timeout=TIMEOUT_MS)
+            expect(page.locator("#dataset-name")).to_have_text("Knees")
+            expect(page.locator("#num-cases")).to_have_text("2")
+            expect(page.locator("#dataset-classes")).to_contain_text("cartilage")
+
+            previews = page.locator("#dataset-cases img.preview")
+            expect(previews).to_have_count(2)
+            for i in range(2):
+                img = previews.nth(i)
+                img.scroll_into_view_if_needed()
+                page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+                width, height = img.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+                assert width >= 32 and height >= 16, (width, height)
+            case_ids = page.locator("#dataset-cases li.case").evaluate_all("els => els.map(e => e.dataset.caseId)")
+            assert sorted(case_ids) == ["knee1", "knee2"]
+            page.screenshot(path=str(shots / "dataset-ready.png"), full_page=True)
+        except BaseException:
+            try:
+                page.screenshot(path=str(shots / "failure.png"), full_page=True)
+            except Exception:
+                pass
+            raise
+        finally:
+            browser.close()
+
+    assert not console_errors, f"errors in the browser console: {console_errors}"
+
+    from webapp.datasets.models import Dataset
+
+    dataset = Dataset.objects.get(project=project, name="Knees")
+    assert dataset.status == "ready"
+    assert dataset.cases.count() == 2
+    print(f"screenshot: {shots / 'dataset-ready.png'}")
