@@ -177,12 +177,12 @@ def search(method: str, data_dir: PathLike, out_dir: PathLike, preset: str | Non
     """
     from nasengine.genotype import dump, validate
 
-    m = get_method(method)
-    config = m.make_config(preset, overrides)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reporter = _start_reporter(reporter, out, resume)
     try:
+        m = get_method(method)
+        config = m.make_config(preset, overrides)
         settings = m.data_settings(config)
         dev = device if isinstance(device, torch.device) else select_device(device)
         prepared = prepare_data(data_dir, divisor=settings.divisor,
@@ -262,12 +262,12 @@ def retrain(genotype: PathLike | Mapping[str, Any], data_dir: PathLike, out_dir:
     """
     from nasengine.training.retrain import retrain as _retrain
 
-    config = make_retrain_config(preset, overrides)
-    doc, genotype_path = _load_genotype(genotype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reporter = _start_reporter(reporter, out, resume)
     try:
+        config = make_retrain_config(preset, overrides)
+        doc, genotype_path = _load_genotype(genotype)
         dev = device if isinstance(device, torch.device) else select_device(device)
         prepared = prepare_data(data_dir, divisor=_divisor(doc), patch_size=config.patch_size,
                                 max_patch=config.max_patch, val_fraction=config.val_fraction,

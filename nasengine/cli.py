@@ -149,7 +149,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(msg, file=sys.stderr)
 
     path = api.predict(args.model, args.input, args.output, sw_batch_size=args.sw_batch_size,
-                       device=args.device, progress=say)
+                       device=args.device, progress=False if args.quiet else say)
     print(f"segmentation written to {path}")
     return 0
 
@@ -234,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Cancelled as exc:
         print(f"{exc}; continue with --resume", file=sys.stderr)
         return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()
         return 0

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers for scripts/run-demo, scripts/test and .ci/run. Source it; it runs nothing itself.
+# Shared helpers for scripts/run-demo and scripts/test. Source it; it runs nothing itself.
 #
 # Environment it reads (all optional):
 #   PYTHON                     interpreter used to create the venv (default: python3.11, else python3)
@@ -47,7 +47,9 @@ vs_ensure_venv() {
   want="$(sha256sum "$VS_ROOT/requirements.txt" | cut -d' ' -f1)"
   if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     vs_log "installing requirements.txt into $VS_VENV (first time: a minute or two)"
-    "$VS_PY" -m pip install --disable-pip-version-check --quiet -r "$VS_ROOT/requirements.txt" \
+    # (the grep drops pip's notes about local wheel folders that this machine does not have)
+    "$VS_PY" -m pip install --disable-pip-version-check --quiet -r "$VS_ROOT/requirements.txt" 2>&1 \
+      | { grep -v "^WARNING: Location 'file:" >&2 || true; } \
       || vs_die "pip install -r requirements.txt failed"
     echo "$want" >"$stamp"
   fi
@@ -60,16 +62,16 @@ vs_ensure_frontend() {
   [[ -f "$fe/package.json" ]] || return 0
   [[ "${VOXELSEARCH_SKIP_INSTALL:-0}" == 1 ]] && return 0
   command -v npm >/dev/null 2>&1 || vs_die "frontend/package.json needs Node.js and npm (apt-get install nodejs npm)"
-  local stamp="$fe/node_modules/.voxelsearch-packages.sha256" want
-  want="$(cat "$fe/package.json" "$fe/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)"
-  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  local stamp="$fe/node_modules/.voxelsearch-packages.sha256"
+  vs_frontend_hash() { { cat "$fe/package.json"; cat "$fe/package-lock.json" 2>/dev/null || true; } | sha256sum | cut -d' ' -f1; }
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$(vs_frontend_hash)" ]]; then
     vs_log "installing front-end packages (npm)"
     if [[ -f "$fe/package-lock.json" ]]; then
       (cd "$fe" && npm ci --no-audit --no-fund --loglevel=error) || vs_die "npm ci failed"
     else
       (cd "$fe" && npm install --no-audit --no-fund --loglevel=error) || vs_die "npm install failed"
     fi
-    mkdir -p "$fe/node_modules" && echo "$want" >"$stamp"
+    mkdir -p "$fe/node_modules" && vs_frontend_hash >"$stamp"   # after: npm install may write the lock file
   fi
   (cd "$fe" && npm run build --if-present --silent) || vs_die "npm run build failed"
 }
@@ -86,6 +88,33 @@ vs_spawn() {
   VS_STARTED_NAMES+=("$name")
   VS_LAST_PID=$!
   vs_log "$name started (pid $VS_LAST_PID)"
+  if [[ -n "${VS_PIDFILE:-}" ]]; then echo "$VS_LAST_PID $1 $3" >>"$VS_PIDFILE"; fi
+}
+
+# Stop processes that an earlier run left behind (its shell was killed before it could clean up),
+# as listed in $VS_PIDFILE: "owner <its shell's pid>", then "pid name program" per line; a pid
+# whose command line no longer names that program belongs to someone else now and is left alone.
+# Fails when the earlier run's shell is still alive. Then starts this run's file.
+vs_reap_stale() {
+  [[ -n "${VS_PIDFILE:-}" ]] || return 0
+  local pid name prog t cmd
+  if [[ -f "$VS_PIDFILE" ]]; then
+    read -r name pid <"$VS_PIDFILE" || true
+    if [[ "$name" == owner && "$pid" =~ ^[0-9]+$ && "$pid" != "$$" ]] && vs_alive "$pid"; then
+      vs_die "another run (pid $pid) is using $(dirname "$VS_PIDFILE"): stop it first, or set VOXELSEARCH_VAR_DIR"
+    fi
+  fi
+  [[ -f "$VS_PIDFILE" ]] && while read -r pid name prog; do
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    vs_alive "$pid" || continue
+    cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || continue
+    [[ "$cmd" == *"$(basename "$prog")"* ]] || continue
+    vs_log "stopping $name (pid $pid) left running by an earlier run"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((t = 0; t < 100; t++)); do vs_alive "$pid" || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done <"$VS_PIDFILE"
+  echo "owner $$" >"$VS_PIDFILE"
 }
 
 # True while process $1 runs (a zombie, dead but not yet waited for, counts as gone).
@@ -117,6 +146,7 @@ vs_stop_all() {
     wait "$pgid" 2>/dev/null || true
   done
   VS_STARTED_PGIDS=(); VS_STARTED_NAMES=()
+  if [[ -n "${VS_PIDFILE:-}" ]]; then rm -f "$VS_PIDFILE"; fi
 }
 
 # --- Redis -------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ Everything real, nothing mocked:
   static files), ``.url`` / ``.ws_url``.
 * ``media_root``: the session's MEDIA_ROOT (a temporary folder, also used by the subprocesses).
 * ``subprocess_env``: the environment the subprocesses run with (for other server processes).
-* ``make_user`` / ``make_project``: factories; ``login(client, user)`` style via ``client.force_login``.
+* ``make_user`` / ``make_project``: factories (``client.force_login(user)`` to sign in).
+* ``session_cookie(user)``: a session cookie for the live server; ``ws_connect(url, cookies=...)``:
+  a minimal real-socket WebSocket client; ``wait_for(predicate, timeout)``: polling helper.
 """
 from __future__ import annotations
 
@@ -85,6 +87,7 @@ def _session_settings(media_root):
         REDIS_KEY_PREFIX=SESSION_PREFIX,
         CHANNEL_LAYERS=layer,
         CELERY_BROKER_URL=TEST_REDIS_URL,
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
     override.enable()
     app.conf.broker_url = TEST_REDIS_URL
@@ -112,6 +115,8 @@ def _flush_prefix() -> None:
 def subprocess_env(django_db_setup, django_db_blocker, media_root) -> dict[str, str]:
     """Environment for server/worker processes that must see this session's database,
     media folder and Redis prefix."""
+    from django.conf import settings
+
     with django_db_blocker.unblock():
         database_url = _database_url()
     env = dict(os.environ)
@@ -121,8 +126,9 @@ def subprocess_env(django_db_setup, django_db_blocker, media_root) -> dict[str, 
         MEDIA_ROOT=str(media_root),
         REDIS_URL=TEST_REDIS_URL,
         REDIS_KEY_PREFIX=SESSION_PREFIX,
-        SECRET_KEY=os.environ.get("SECRET_KEY", "test-secret-key-not-for-production"),
+        SECRET_KEY=settings.SECRET_KEY,  # the same key: sessions made here are valid there
         PYTHONUNBUFFERED="1",
+        VOXELSEARCH_FAST_PASSWORD_HASHER="1",
     )
     env.pop("CELERY_BROKER_URL", None)
     env.pop("CHANNEL_LAYER_URL", None)
@@ -271,3 +277,133 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2):
 @pytest.fixture
 def wait_for():
     return wait_until
+
+
+# --- a minimal WebSocket client for tests against the live server ------------------------------
+class WebSocketClosed(Exception):
+    def __init__(self, code: int | None, reason: str = ""):
+        self.code = code
+        self.reason = reason
+        super().__init__(f"closed with code {code} {reason}".strip())
+
+
+class MiniWebSocket:
+    """Just enough RFC 6455 for tests: connect (with cookies/origin), send and receive text frames,
+    see close codes. ``recv_json()`` raises WebSocketClosed(code) when the server closes."""
+
+    def __init__(self, url: str, *, cookies: dict[str, str] | None = None, origin: str | None = None, timeout: float = 10):
+        import base64
+        import secrets
+
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
+        key = base64.b64encode(secrets.token_bytes(16)).decode()
+        origin = origin or f"http://{parts.hostname}:{parts.port}"
+        lines = [
+            f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1",
+            f"Host: {parts.hostname}:{parts.port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            f"Origin: {origin}",
+        ]
+        if cookies:
+            lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items()))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            response += chunk
+        head, _, self._buffer = response.partition(b"\r\n\r\n")
+        self.status = int(head.split(b" ", 2)[1]) if head else 0
+        if self.status != 101:
+            self.sock.close()
+            raise WebSocketClosed(None, f"handshake refused with HTTP {self.status}")
+
+    def _read(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise WebSocketClosed(None, "connection dropped")
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    def recv(self) -> str:
+        import struct
+
+        while True:
+            b0, b1 = self._read(2)
+            opcode, length = b0 & 0x0F, b1 & 0x7F
+            if length == 126:
+                length = struct.unpack(">H", self._read(2))[0]
+            elif length == 127:
+                length = struct.unpack(">Q", self._read(8))[0]
+            payload = self._read(length)
+            if opcode == 0x8:
+                code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None
+                raise WebSocketClosed(code, payload[2:].decode(errors="replace"))
+            if opcode == 0x1:
+                return payload.decode()
+            # pings/pongs/binary are ignored
+
+    def recv_json(self):
+        import json
+
+        return json.loads(self.recv())
+
+    def send_text(self, text: str) -> None:
+        import secrets
+        import struct
+
+        payload = text.encode()
+        mask = secrets.token_bytes(4)
+        header = bytes([0x81])
+        n = len(payload)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 65536:
+            header += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def close(self) -> None:
+        try:
+            self.sock.sendall(bytes([0x88, 0x82]) + b"\0\0\0\0" + b"\x03\xe8")
+        except OSError:
+            pass
+        self.sock.close()
+
+
+@pytest.fixture
+def ws_connect():
+    """``ws_connect(url, cookies={"sessionid": ...})`` -> MiniWebSocket (closed after the test)."""
+    opened: list[MiniWebSocket] = []
+
+    def connect(url: str, **kwargs) -> MiniWebSocket:
+        ws = MiniWebSocket(url, **kwargs)
+        opened.append(ws)
+        return ws
+
+    yield connect
+    for ws in opened:
+        ws.close()
+
+
+@pytest.fixture
+def session_cookie():
+    """``session_cookie(user)`` -> ``{"sessionid": ...}`` for a signed-in session (live server, sockets)."""
+
+    def make(user) -> dict[str, str]:
+        from django.test import Client
+
+        c = Client()
+        c.force_login(user)
+        return {"sessionid": c.cookies["sessionid"].value}
+
+    return make

@@ -6,7 +6,7 @@ from django.views.generic import RedirectView, TemplateView
 from drf_spectacular.views import SpectacularAPIView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="projects:list", permanent=False), name="home"),
+    path("", login_required(RedirectView.as_view(pattern_name="projects:list", permanent=False)), name="home"),
     path("accounts/", include("webapp.accounts.urls")),
     path("projects/", include("webapp.projects.urls")),
     path("", include("webapp.datasets.urls")),

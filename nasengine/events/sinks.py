@@ -101,7 +101,9 @@ class ProgressBarSink:
     """A tqdm progress bar on stderr driven by ``step`` events (``step``/``total_steps``).
 
     tqdm shows rate and ETA; the postfix shows the latest losses and validation Dice. Other
-    events (checkpoint, validation, end of run) are printed as one line above the bar.
+    events (checkpoint, validation, end of run) are printed as one line above the bar. When
+    the stream is not a terminal (logs, Docker), tqdm stays silent and a plain status line
+    with the ETA is written at every tenth of the run instead.
     """
 
     def __init__(self, stream: TextIO | None = None, *, desc: str | None = None,
@@ -111,6 +113,7 @@ class ProgressBarSink:
         self.disable = disable
         self._bar = None
         self._postfix: dict[str, str] = {}
+        self._started: tuple[float, int] | None = None
 
     def _ensure_bar(self, event: Event):
         from tqdm.auto import tqdm
@@ -148,6 +151,8 @@ class ProgressBarSink:
                 bar.set_description(self.desc or event["phase"], refresh=False)
             bar.set_postfix(self._postfix, refresh=False)
             bar.update(int(event["step"]) - bar.n)
+            if bar.disable and self.disable is None:
+                self._plain_status(event)
         elif kind == VALIDATION:
             if event.get("mean_dice") is not None:
                 self._postfix["dice"] = f"{event['mean_dice']:.3f}"
@@ -160,13 +165,29 @@ class ProgressBarSink:
             self._close_bar()
             if kind == CANCELLED:
                 self._write(f"cancelled at step {event.get('step')}; resume with --resume")
-            elif kind == FAILED:
-                self._write(f"failed: {event.get('reason')}")
+            # a failure is reported by whoever catches the exception (the CLI: one line)
+
+    def _plain_status(self, event: Event) -> None:
+        step, total = int(event["step"]), int(event["total_steps"])
+        now = time.monotonic()
+        if self._started is None:
+            self._started = (now, step - 1)
+        every = max(1, total // 10)
+        if step % every and step != total:
+            return
+        t0, s0 = self._started
+        rate = (now - t0) / max(1, step - s0)
+        eta = int(rate * (total - step))
+        losses = " ".join(f"{k} {v}" for k, v in self._postfix.items())
+        self.stream.write(f"{event.get('phase', 'step')} {step}/{total} {losses} "
+                          f"eta {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}\n")
+        self.stream.flush()
 
     def rewind(self, seq: int) -> None:
         self._close_bar()
 
     def _close_bar(self) -> None:
+        self._started = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None

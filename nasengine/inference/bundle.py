@@ -133,7 +133,7 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BundleError(f"{path.parent}: not a model bundle ({path.name} is missing)") from None
+        raise BundleError(f"{path.parent.resolve()}: not a model bundle ({path.name} is missing)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path.name}: not valid JSON ({exc})") from None
 

@@ -1,7 +1,10 @@
 """Export of a discrete network: ``torch.export`` (.pt2) and ONNX; whatever works is kept."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,23 @@ def export_onnx(network: nn.Module, example: torch.Tensor, path: str | os.PathLi
     return {"file": Path(path).name, "input_shape": ["batch", *example.shape[1:]]}
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' chatter (missing torchvision ops, deprecations) on stderr."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo",
+                                              "torch._export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
 def export_network(network: nn.Module, example: torch.Tensor, out_dir: str | os.PathLike[str],
                    *, formats: tuple[str, ...] = ("pt2", "onnx")) -> dict[str, Any]:
     """Try each format; returns ``{format: {"file": ...} | {"error": "..."}}``.
@@ -63,7 +83,7 @@ def export_network(network: nn.Module, example: torch.Tensor, out_dir: str | os.
             continue
         target = out / name
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _quiet():
                 results[fmt] = fn(network, example, target)
         except Exception as exc:  # noqa: BLE001 - export is best effort, recorded in bundle
             results[fmt] = {"error": _one_line(exc)}

@@ -72,7 +72,8 @@ def predict_volume(bundle_dir: str | os.PathLike[str] | ModelBundle,
     ``sliding_window_inference`` (Gaussian weighting, ``sw_batch_size`` windows per forward:
     3D convolutions on CPU are much faster batched) gives logits, argmax gives labels, and
     ``restore_label`` undoes the preprocessing, so the output has exactly the input's spatial
-    shape and affine. ``progress``: True for a tqdm bar, or a callable given status lines.
+    shape and affine. ``progress``: True for a tqdm bar over the windows; a callable also
+    receives status lines.
     """
     from nasengine.data.preprocess import preprocess_image, restore_label
 
@@ -86,7 +87,7 @@ def predict_volume(bundle_dir: str | os.PathLike[str] | ModelBundle,
     say(f"sliding window over {tuple(image.shape[1:])} with {tuple(plan.patch_size)} windows")
     label = predict_array(network, image, roi_size=plan.patch_size, device=device,
                           sw_batch_size=sw_batch_size, overlap=overlap,
-                          progress=progress is True)
+                          progress=bool(progress))
     restored = np.asarray(restore_label(label, meta))
     say(f"writing {Path(output_path).name}")
     return write_label_like(restored.astype(np.uint8), input_path, output_path)

@@ -87,7 +87,16 @@ class SearchMethod:
         if preset not in self.presets:
             raise ConfigError(f"unknown preset {preset!r} for {self.name}; known presets: "
                               f"{', '.join(self.presets)}", "preset")
-        return build_config(self.config_class, merge_values(self.presets[preset], overrides))
+        config = build_config(self.config_class, merge_values(self.presets[preset], overrides))
+        check = getattr(config, "validate", None)
+        if callable(check):  # cross-field checks of the method's config
+            try:
+                check()
+            except ConfigError:
+                raise
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(str(exc)) from None
+        return config
 
     def data_settings(self, config: Any) -> DataSettings:
         """Data preparation settings read from the config (override when names differ)."""
@@ -134,13 +143,14 @@ class SearchMethod:
     def patch_divisor(self, genotype: dict[str, Any]) -> int:
         """Patch edges must be multiples of this for the network built from ``genotype``.
 
-        Default: ``genotype["meta"]["divisor"]`` if present, else ``2 ** (max level + 1)``.
+        Default: ``genotype["meta"]["divisor"]`` if present, else ``2 ** max level`` (levels
+        are absolute: level ``l`` is ``1/2**l`` of the input resolution).
         """
         meta = genotype.get("meta") or {}
         if isinstance(meta.get("divisor"), int):
             return int(meta["divisor"])
         levels = [int(n.get("level") or 0) for n in genotype.get("nodes", [])]
-        return 2 ** (max(levels, default=0) + 1)
+        return 2 ** max(levels, default=0)
 
     def describe(self) -> dict[str, Any]:
         """Name, paper, description, presets and schema (``python -m nasengine methods``)."""

@@ -25,6 +25,7 @@ __all__ = [
     "HeadUp",
     "HeadOut",
     "P3D_KERNELS",
+    "fast_dilation",
 ]
 
 #: The two kernels of each pseudo-3D op (DiNTS sec. 3.2): first conv, then second conv.
@@ -37,6 +38,18 @@ P3D_KERNELS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
 
 def _pad(kernel: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(k // 2 for k in kernel)  # type: ignore[return-value]
+
+
+def fast_dilation(kernel: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Dilation for ``kernel`` that changes nothing mathematically but speeds it up on CPU.
+
+    PyTorch sends kernels whose last two sizes are 1 (e.g. 3x1x1) to its slow reference conv
+    when single-threaded; a dilation on those unit axes (a no-op) makes it take oneDNN (5x
+    faster measured). Other kernels get dilation 1.
+    """
+    if kernel[-1] == 1 and kernel[-2] == 1 and kernel[0] > 1:
+        return (1, 2, 2)
+    return (1, 1, 1)
 
 
 class InstanceNorm(nn.GroupNorm):
@@ -93,7 +106,7 @@ class P3DReLUConvNorm(nn.Sequential):
         k0, k1 = P3D_KERNELS[name]
         self.add_module("act", nn.ReLU())
         self.add_module("conv", nn.Conv3d(c_in, c_in, k0, padding=_pad(k0), bias=False))
-        self.add_module("conv_1", nn.Conv3d(c_in, c_out, k1, padding=_pad(k1), bias=False))
+        self.add_module("conv_1", nn.Conv3d(c_in, c_out, k1, padding=_pad(k1), dilation=fast_dilation(k1), bias=False))
         self.add_module("norm", _norm(c_out))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ def train_network(network: nn.Module, *, train, val_cases: Sequence[Any],
     run = _Run(network, train, config, device, amp)
     resumed_from = None
     if resume and path.exists():
-        state = ckpt.load(path, map_location=device)
+        state = ckpt.load(path)  # CPU; load_state_dict moves to device
         run.restore(state)
         reporter.rewind(int(state["reporter_seq"]))
         resumed_from = run.step

@@ -226,14 +226,14 @@ def run_bilevel_search(network: nn.Module, *, train1: Iterator[dict[str, torch.T
     device = device if isinstance(device, torch.device) else select_device(device)
     amp = amp_enabled(schedule.amp, device)
     checkpoint_path = Path(checkpoint_dir) / ckpt.CHECKPOINT_NAME
-    roi = tuple(roi_size) if roi_size is not None else tuple(getattr(train1, "patch_size"))
+    roi = tuple(int(v) for v in (roi_size if roi_size is not None else train1.patch_size))
 
     network.to(device)
     network.train()
     run = _Run(network, train1, train2, schedule, device, amp)
     resumed_from = None
     if resume and checkpoint_path.exists():
-        state = ckpt.load(checkpoint_path, map_location=device)
+        state = ckpt.load(checkpoint_path)  # CPU; load_state_dict moves to device
         run.restore(state)
         reporter.rewind(int(state["reporter_seq"]))
         resumed_from = run.step
@@ -264,11 +264,12 @@ def run_bilevel_search(network: nn.Module, *, train1: Iterator[dict[str, torch.T
             lrs["arch"] = schedule.arch_lr
             phase = "search"
         else:
+            ratio = None
             phase = "warmup" if index < schedule.warmup_steps else "weights"
         run.step += 1
         memory, memory_kind = memory_usage(device)
         reporter.emit(STEP, step=run.step, total_steps=total, phase=phase, losses=losses,
-                      lrs=lrs, memory_bytes=memory, memory_kind=memory_kind,
+                      lrs=lrs, reg_scale=ratio, memory_bytes=memory, memory_kind=memory_kind,
                       seconds=time.perf_counter() - started)
         if schedule.snapshot_every and run.step % schedule.snapshot_every == 0:
             reporter.emit(ARCHITECTURE, step=run.step,

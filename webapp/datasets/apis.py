@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.common.uploads import upload_too_large
+from webapp.projects.access import require_write
 from webapp.projects.selectors import project_get
 
 from . import selectors, services
@@ -95,6 +96,7 @@ class ProjectDatasetsApi(APIView):
         if upload_too_large(request):  # before the body is parsed
             raise PayloadTooLarge()
         project = project_get(user=request.user, pk=pk)
+        require_write(request.user, project)
         files = request.FILES.getlist("files")
         if upload_too_large(request):
             raise PayloadTooLarge()
@@ -115,6 +117,7 @@ class DatasetDetailApi(APIView):
     @extend_schema(request=DatasetPatch, responses=DatasetOutput)
     def patch(self, request, pk):
         dataset = selectors.dataset_get(user=request.user, pk=pk)
+        require_write(request.user, dataset.project)
         data = DatasetPatch(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = services.dataset_update(dataset=dataset, actor=request.user, **data.validated_data)

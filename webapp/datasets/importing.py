@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nasengine.data.checks import load_checked_case
-from nasengine.data.dataset import Case as SpecCase
 from nasengine.data.dataset import DatasetSpec, dataset_from_pairs, load_dataset, normalise_labels
 from nasengine.data.errors import DataError
 from nasengine.data.fingerprint import compute_fingerprint
@@ -216,8 +215,17 @@ def gather_spec(
     pairs, problems = pair_files(uploads)
     if problems:
         raise ImportFailed(problems)
+    channel_names = list(channel_names or ["image"])
+    if len(channel_names) == 1:
+        # Multi-channel (4D) images: one name per channel, from the first image's header.
+        try:
+            n_channels = inspect_nifti(pairs[0][0], max_voxels=limits.max_voxels).n_channels
+        except DataError:
+            n_channels = 1  # the checks report the broken file
+        if n_channels > 1:
+            channel_names = [f"{channel_names[0]} {i}" for i in range(n_channels)]
     try:
-        return dataset_from_pairs(pairs, labels, channel_names or ["image"], name=name)
+        return dataset_from_pairs(pairs, labels, channel_names, name=name)
     except DataError as error:
         raise ImportFailed([_from_data_error(error)])
 

@@ -189,9 +189,14 @@ def _remove_files(dataset: Dataset, *, keep_previews: bool = False) -> None:
         shutil.rmtree(dataset.root, ignore_errors=True)
 
 
-def _fail(dataset_id: int, problems: list[dict]) -> None:
+def _fail(dataset_id: int, problems: list[dict], root: Path | None = None) -> None:
+    """Mark the dataset invalid with its problems and remove every file it had."""
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
     with transaction.atomic():
-        dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
+        dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
+        if dataset is None:  # deleted meanwhile: nothing left to mark
+            return
         dataset.cases.all().delete()
         _remove_files(dataset)
         if dataset.status != Status.INVALID:
@@ -226,12 +231,12 @@ def dataset_import(*, dataset_id: int) -> Dataset | None:
             limits=import_limits(),
         )
     except ImportFailed as failed:
-        _fail(dataset_id, failed.problems)
-        return Dataset.objects.get(pk=dataset_id)
+        _fail(dataset_id, failed.problems, dataset.root)
+        return Dataset.objects.filter(pk=dataset_id).first()
     except Exception:
         log.exception("Import of dataset %s failed unexpectedly", dataset_id)
-        _fail(dataset_id, [problem(None, "The import failed because of an internal error; the administrators can find the details in the worker's log.")])
-        return Dataset.objects.get(pk=dataset_id)
+        _fail(dataset_id, [problem(None, "The import failed because of an internal error; the administrators can find the details in the worker's log.")], dataset.root)
+        return Dataset.objects.filter(pk=dataset_id).first()
     try:
         with transaction.atomic():
             dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
@@ -268,8 +273,8 @@ def dataset_import(*, dataset_id: int) -> Dataset | None:
             dataset.transition(Status.READY)
     except Exception:
         log.exception("Saving the import of dataset %s failed", dataset_id)
-        _fail(dataset_id, [problem(None, "The import failed while saving its results; nothing was kept.")])
-        return Dataset.objects.get(pk=dataset_id)
+        _fail(dataset_id, [problem(None, "The import failed while saving its results; nothing was kept.")], dataset.root)
+        return Dataset.objects.filter(pk=dataset_id).first()
     # The raw uploads may carry patient information in their headers: only scrubbed copies stay.
     shutil.rmtree(dataset.upload_dir, ignore_errors=True)
     shutil.rmtree(dataset.work_dir, ignore_errors=True)

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import selectors, services
+from .access import require_owner, require_write
 from .models import Membership, Project
 
 
@@ -69,6 +70,7 @@ class ProjectDetailApi(APIView):
     @extend_schema(request=ProjectPatch, responses=ProjectOutput)
     def patch(self, request, pk):
         project = selectors.project_get(user=request.user, pk=pk)
+        require_write(request.user, project)
         data = ProjectPatch(data=request.data)
         data.is_valid(raise_exception=True)
         services.project_update(project=project, actor=request.user, **data.validated_data)
@@ -91,6 +93,7 @@ class MemberListApi(APIView):
     @extend_schema(request=MemberInput, responses={201: MemberOutput})
     def post(self, request, pk):
         project = selectors.project_get(user=request.user, pk=pk)
+        require_owner(request.user, project)
         data = MemberInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.member_invite(
@@ -109,6 +112,7 @@ class MemberDetailApi(APIView):
     @extend_schema(request=RoleInput, responses=MemberOutput)
     def patch(self, request, pk, membership_pk):
         membership = selectors.membership_get(user=request.user, project_pk=pk, membership_pk=membership_pk)
+        require_owner(request.user, membership.project)
         data = RoleInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.member_change_role(membership=membership, actor=request.user, role=data.validated_data["role"])

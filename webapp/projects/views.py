@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from webapp.common.views import add_validation_errors
 
 from . import selectors, services
+from .access import require_owner
 from .forms import InviteForm, ProjectForm, RoleForm
 from .models import Membership
 
@@ -53,6 +54,7 @@ def project_detail(request, pk):
 @require_POST
 def member_invite(request, pk):
     project = selectors.project_get(user=request.user, pk=pk)
+    require_owner(request.user, project)
     form = InviteForm(request.POST)
     if form.is_valid():
         try:
@@ -62,7 +64,7 @@ def member_invite(request, pk):
         except ValidationError as error:
             add_validation_errors(request, None, error)
         else:
-            messages.success(request, f"{membership.user.username} is now a {membership.role} of this project.")
+            messages.success(request, f"{membership.user.username} was added to the project as {membership.role}.")
     else:
         messages.error(request, "Give a username or email and a role.")
     return redirect("projects:detail", pk=project.pk)
@@ -72,6 +74,7 @@ def member_invite(request, pk):
 @require_POST
 def member_role(request, pk, membership_pk):
     membership = selectors.membership_get(user=request.user, project_pk=pk, membership_pk=membership_pk)
+    require_owner(request.user, membership.project)
     form = RoleForm(request.POST)
     if form.is_valid():
         try:
@@ -79,7 +82,7 @@ def member_role(request, pk, membership_pk):
         except ValidationError as error:
             add_validation_errors(request, None, error)
         else:
-            messages.success(request, f"{membership.user.username} is now a {membership.role}.")
+            messages.success(request, f"Role of {membership.user.username} changed to {membership.role}.")
     return redirect("projects:detail", pk=pk)
 
 

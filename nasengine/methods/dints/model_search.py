@@ -25,9 +25,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...ops import DINTS_CELL_OPS, OPS
-from ...ops.operations import P3D_KERNELS, FactorizedIncrease, FactorizedReduce, HeadOut, HeadUp, Stem
-from .space import SearchSpace, get_space
+from ...ops.operations import P3D_KERNELS, fast_dilation, FactorizedIncrease, FactorizedReduce, HeadOut, HeadUp, Stem
 from . import losses
+from .decode import Decoded
+from .decode import decode as decode_arrays
+from .genotypes import continuous_genotype, discrete_genotype
+from .space import SearchSpace, get_space
 
 __all__ = ["MixedNode", "DiNTSSupernet", "level_channels"]
 
@@ -93,7 +96,7 @@ class MixedNode(nn.Module):
         ys = [F.conv3d(r, self.conv3, padding=1, groups=n)]
         for (k0, k1), wa, wb in zip(_P3D, self.p3d_a, self.p3d_b):
             mid = F.conv3d(r, wa, padding=tuple(k // 2 for k in k0), groups=n)
-            ys.append(F.conv3d(mid, wb, padding=tuple(k // 2 for k in k1), groups=n))
+            ys.append(F.conv3d(mid, wb, padding=tuple(k // 2 for k in k1), dilation=fast_dilation(k1), groups=n))
         y = torch.cat(ys, dim=1)  # [B, 4*n*c, *S]: op-major, then edge, then channel
         if self.channels_last:  # GroupNorm is slow on channels-last: normalise a contiguous copy
             y = y.contiguous()
@@ -152,6 +155,8 @@ class DiNTSSupernet(nn.Module):
         alpha_init: tuple[float, float] = (1.0, 0.01),
         edge_init: tuple[float, float] = (0.0, 0.01),
         channels_last: bool = False,
+        genotype_stem_filters: int | None = None,
+        genotype_meta: dict | None = None,
     ):
         super().__init__()
         self.space = space = get_space(num_depths)
@@ -161,6 +166,8 @@ class DiNTSSupernet(nn.Module):
         self.channels = ch = level_channels(stem_filters, num_depths)
         self.sigma, self.topology_weight = float(sigma), float(topology_weight)
         self.channels_last = channels_last
+        self.genotype_stem_filters = int(genotype_stem_filters or stem_filters)
+        self.genotype_meta = dict(genotype_meta or {})
         self.stems = nn.ModuleList(Stem(in_channels, ch[d], 2 ** (d + 1)) for d in range(num_depths))
         self.layers = nn.ModuleList(
             nn.ModuleList(MixedNode(space, d, ch) for d in range(num_depths)) for _ in range(num_layers)
@@ -244,4 +251,32 @@ class DiNTSSupernet(nn.Module):
         return (
             self.edge_logits.detach().double().cpu().numpy(),
             self.op_logits.detach().double().cpu().numpy(),
+        )
+
+    def decode_arrays(self) -> Decoded:
+        """Eqs. 3-4 on the current architecture parameters (no gradients, numpy)."""
+        b, a = self.arch_arrays()
+        return decode_arrays(b, a, self.space)
+
+    def decode(self) -> dict:
+        """The most probable feasible discrete architecture as a genotype (retrain channels)."""
+        dec = self.decode_arrays()
+        with torch.no_grad():
+            marg = losses.edge_marginals(self.edge_logits.detach().double()).cpu().numpy()
+            alpha = F.softmax(self.op_logits.detach().double(), -1).cpu().numpy()
+        return discrete_genotype(
+            dec, self.space, in_channels=self.in_channels, out_channels=self.out_channels,
+            stem_filters=self.genotype_stem_filters, marginals=marg, alpha=alpha, meta=self.genotype_meta,
+        )
+
+    def snapshot(self) -> dict:
+        """The continuous architecture (every candidate edge with ``p_e`` and op weights, the
+        currently decoded topology marked) as a compact genotype for the dashboard."""
+        dec = self.decode_arrays()
+        with torch.no_grad():
+            p = torch.sigmoid(self.edge_logits.detach().double()).cpu().numpy()
+            alpha = F.softmax(self.op_logits.detach().double(), -1).cpu().numpy()
+        return continuous_genotype(
+            self.space, in_channels=self.in_channels, out_channels=self.out_channels,
+            stem_filters=self.stem_filters, edge_probs=p, alpha=alpha, dec=dec, meta=self.genotype_meta,
         )

@@ -107,3 +107,14 @@ def test_cancel_tokens(tmp_path):
     assert as_cancel_token(lambda: True).is_cancelled()
     exc = Cancelled(7, "/x/checkpoint.pt")
     assert exc.step == 7 and "step 7" in str(exc)
+
+
+def test_progress_sink_writes_plain_status_lines_when_not_a_terminal():
+    stream = io.StringIO()  # not a TTY: tqdm stays silent
+    reporter = Reporter([ProgressBarSink(stream)])
+    reporter.emit("run_started", phase="retrain", total_steps=20, device="cpu")
+    for i in range(1, 21):
+        reporter.emit("step", step=i, total_steps=20, phase="train", losses={"seg": 0.25})
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("train ")]
+    assert len(lines) == 10 and lines[-1].startswith("train 20/20 seg 0.250 eta 0:00:00")
+    assert "\r" not in stream.getvalue()

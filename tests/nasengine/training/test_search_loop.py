@@ -51,6 +51,11 @@ def test_search_phases_events_and_genotype(tmp_path):
     # architecture steps only in the search phase, with the t/t_all-weighted regulariser logged
     assert all("arch" not in s["losses"] for s in steps[:2])
     assert all({"seg", "arch", "arch_seg", "reg_entropy"} <= set(s["losses"]) for s in steps[2:])
+    # eq. 11: L_arch = L_seg + t/t_all * sum(regularisers), t counting architecture steps
+    assert [s["reg_scale"] for s in steps] == [None, None, 0.25, 0.5, 0.75, 1.0]
+    for s in steps[2:]:
+        expected = s["losses"]["arch_seg"] + s["reg_scale"] * s["losses"]["reg_entropy"]
+        assert s["losses"]["arch"] == pytest.approx(expected, rel=1e-5)
     # learning rates: warm-up from lr_start, peak afterwards, decay at milestone 3 after warm-up
     assert [s["lrs"]["weights"] for s in steps] == pytest.approx(
         [0.01, 0.05, 0.05, 0.05, 0.025, 0.025])
@@ -154,3 +159,15 @@ def test_schedule_accepts_mapping_and_rejects_bad_values(tmp_path):
     net, t1, t2 = _setup()
     with pytest.raises(ConfigError, match="warmup_steps"):
         _run(tmp_path, net, t1, t2, schedule={"warmup_steps": -1}, sink=ListSink())
+
+
+def test_architecture_events_stay_small_at_paper_size():
+    """A 12-layer, 4-level DiNTS snapshot must stay far below the channel layer's limit."""
+    import json
+
+    model_search = pytest.importorskip("nasengine.methods.dints.model_search")
+    from nasengine.training.common import compact_genotype
+
+    net = model_search.DiNTSSupernet(1, 3, 12, 4, 1)  # size of a snapshot ignores filters
+    event = Reporter([]).emit("architecture", step=0, genotype=compact_genotype(net.snapshot()))
+    assert len(json.dumps(event)) < 64 * 1024

@@ -1,0 +1,107 @@
+"""The DiNTS plug-in: registry, presets, config errors, schedule, a tiny search end to end."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from nasengine.config import ConfigError
+from nasengine.events import ListSink, Reporter
+from nasengine.genotype import build_network, validate
+from nasengine.methods import get_method
+from nasengine.methods.base import SearchData
+from nasengine.methods.dints import METHOD, DiNTSConfig
+
+
+def test_registered():
+    m = get_method("dints")
+    assert m is METHOD and m.config_class is DiNTSConfig
+    assert "DiNTS" in m.paper
+
+
+def test_paper_preset_pins_the_paper():
+    c = METHOD.make_config("paper")
+    assert (c.num_layers, c.num_depths, c.stem_filters) == (12, 4, 16)
+    assert (c.sigma, c.topology_weight) == (0.8, 0.001)
+    assert (c.momentum, c.weight_decay) == (0.9, 4e-5)
+    assert (c.lr_start, c.lr_peak, c.warmup_steps) == (0.025, 0.2, 1000)
+    assert (c.weight_only_steps, c.search_steps) == (10000, 10000)
+    assert list(c.lr_milestones) == [8000, 16000] and c.lr_gamma == 0.5
+    assert (c.arch_lr, c.arch_weight_decay) == (0.008, 0.0)
+    assert (c.alpha_init_mean, c.alpha_init_std, c.edge_init_mean, c.edge_init_std) == (1.0, 0.01, 0.0, 0.01)
+    assert list(c.patch_size) == [96, 96, 96] and c.batch_size == 8
+    assert c.retrain_channel_multiplier == 2.0 and c.retrain_batch_size == 16
+
+
+def test_tiny_preset_is_tiny():
+    c = METHOD.make_config("tiny")
+    assert c.num_layers <= 4 and c.num_depths == 3 and c.stem_filters <= 8
+    assert list(c.patch_size) == [32, 32, 32] and c.batch_size == 2
+    assert c.warmup_steps + c.weight_only_steps + c.search_steps < 100
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"sigma": 1.5}, "sigma"),
+    ({"num_depths": 9}, "num_depths"),
+    ({"patch_size": [36, 32, 32]}, "patch_size"),
+    ({"lr_milestones": [20, 10]}, "lr_milestones"),
+])
+def test_bad_config_names_the_field(overrides, field):
+    with pytest.raises(ConfigError, match=field):
+        METHOD.make_config("tiny", overrides)
+
+
+def test_schema_carries_field_metadata():
+    schema = METHOD.schema()
+    props = schema["properties"]
+    assert props["sigma"]["minimum"] == 0.0 and props["sigma"]["maximum"] == 1.0
+    assert "budget" in props["sigma"]["description"].lower()
+    assert set(schema["x-presets"]) >= {"paper", "tiny"}
+
+
+def test_data_settings_and_schedule():
+    c = METHOD.make_config("tiny")
+    assert METHOD.data_settings(c).divisor == 8
+    sched = METHOD.search_schedule(c)
+    assert sched.search_steps == c.search_steps and sched.arch_lr == c.arch_lr
+    assert tuple(sched.lr_milestones) == tuple(c.lr_milestones)
+
+
+class _Loader:
+    def __init__(self, seed, patch=(16, 16, 16)):
+        self.g = torch.Generator().manual_seed(seed)
+        self.patch = patch
+        self.patch_size = patch
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        x = torch.randn(2, 1, *self.patch, generator=self.g)
+        return {"image": x, "label": (x > 0.5).long() + (x > 1.5).long()}
+
+    def state_dict(self):
+        return {"g": self.g.get_state()}
+
+    def load_state_dict(self, s):
+        self.g.set_state(s["g"])
+
+
+def test_tiny_search_end_to_end(tmp_path):
+    c = METHOD.make_config("tiny", {"num_layers": 2, "num_depths": 2, "stem_filters": 2, "patch_size": [16, 16, 16],
+                                    "warmup_steps": 1, "weight_only_steps": 1, "search_steps": 3,
+                                    "lr_milestones": [], "validate_every": 0, "checkpoint_every": 0,
+                                    "snapshot_every": 2})
+    data = SearchData(plan=None, train1=_Loader(1), train2=_Loader(2), val_cases=[], in_channels=1,
+                      out_channels=3, label_names=["background", "a", "b"], device=torch.device("cpu"))
+    sink = ListSink()
+    genotype = METHOD.search(data, c, Reporter([sink]), tmp_path / "ckpt")
+    validate(genotype)
+    assert genotype["method"] == "dints" and genotype["continuous"] is False
+    assert genotype["meta"]["search_stem_filters"] == 2 and genotype["meta"]["stem_filters"] == 4
+    types = [e["type"] for e in sink]
+    assert "architecture" in types and types[-1] == "finished"
+    snaps = sink.of_type("architecture")
+    validate(snaps[-1]["genotype"])
+    net = METHOD.build_network(genotype)
+    assert net(torch.randn(1, 1, 16, 16, 16)).shape == (1, 3, 16, 16, 16)

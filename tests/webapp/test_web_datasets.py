@@ -1,0 +1,277 @@
+"""Datasets without a worker: state machine, archive safety, pairing, upload validation."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+import webcorpus as corpus
+from webapp.datasets import archives, importing, services
+from webapp.datasets.models import Dataset, IllegalTransition
+
+S = Dataset.Status
+
+
+# --- state machine -----------------------------------------------------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path,ok",
+    [
+        ([S.IMPORTING, S.READY], True),
+        ([S.IMPORTING, S.INVALID], True),
+        ([S.INVALID], True),
+        ([S.READY], False),
+        ([S.IMPORTING, S.UPLOADED], False),
+        ([S.IMPORTING, S.READY, S.IMPORTING], False),
+        ([S.IMPORTING, S.INVALID, S.READY], False),
+        ([S.IMPORTING, S.READY, S.INVALID], False),
+        (["bogus"], False),
+    ],
+)
+def test_state_machine(make_user, make_project, path, ok):
+    project = make_project(make_user())
+    dataset = Dataset.objects.create(project=project, name="d", source="files")
+    assert dataset.status == S.UPLOADED
+    try:
+        for status in path:
+            dataset.transition(status)
+    except IllegalTransition:
+        assert not ok
+        dataset.refresh_from_db()
+        assert dataset.status != path[-1] or path[-1] == "bogus"
+    else:
+        assert ok
+        dataset.refresh_from_db()
+        assert dataset.status == path[-1]
+
+
+@pytest.mark.django_db
+def test_transition_stores_problems(make_user, make_project):
+    dataset = Dataset.objects.create(project=make_project(make_user()), name="d", source="files")
+    dataset.transition(S.INVALID, problems=[{"file": "a.nii", "problem": "bad"}])
+    dataset.refresh_from_db()
+    assert dataset.problems == [{"file": "a.nii", "problem": "bad"}]
+
+
+# --- archives ----------------------------------------------------------------------------------
+LIMITS = archives.ArchiveLimits(max_total_bytes=10 * 2**20, max_members=20, max_ratio=50)
+
+
+def test_archive_streaming_cap_stops_members_bigger_than_declared(tmp_path):
+    budget = archives._Budget("a.zip", LIMITS, compressed_size=10 * 2**20)
+    with pytest.raises(archives.ArchiveError, match="larger than the archive's directory says"):
+        archives._copy_capped(io.BytesIO(b"x" * 5000), tmp_path / "out", "m", declared=1000, budget=budget)
+    budget = archives._Budget("a.zip", archives.ArchiveLimits(4 * 2**20, 20, 1e9), compressed_size=1)
+    with pytest.raises(archives.ArchiveError, match="more than the limit"):
+        archives._copy_capped(io.BytesIO(b"\0" * (5 * 2**20)), tmp_path / "out2", "m", declared=10**9, budget=budget)
+
+
+def test_archive_checks(tmp_path):
+    with pytest.raises(archives.ArchiveError, match="'..'"):
+        archives.check_archive(corpus.zip_with_member(tmp_path / "a.zip", "x/../../y"), LIMITS)
+    with pytest.raises(archives.ArchiveError, match="absolute path"):
+        archives.check_archive(corpus.zip_with_member(tmp_path / "b.zip", "/etc/y"), LIMITS)
+    with pytest.raises(archives.ArchiveError, match="absolute path"):
+        archives.check_archive(corpus.tar_with_member(tmp_path / "c.tar.gz", "/etc/y"), LIMITS)
+    with pytest.raises(archives.ArchiveError, match="link"):
+        archives.check_archive(corpus.tar_with_member(tmp_path / "d.tar.gz", "x", symlink_to="/etc/passwd"), LIMITS)
+    # a zip member flagged as a symlink in its unix mode
+    link = tmp_path / "e.zip"
+    with zipfile.ZipFile(link, "w") as zf:
+        info = zipfile.ZipInfo("Task/evil")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(archives.ArchiveError, match="link"):
+        archives.check_archive(link, LIMITS)
+    many = tmp_path / "f.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(25):
+            zf.writestr(f"f{i}", "x")
+    with pytest.raises(archives.ArchiveError, match="more than the limit of 20"):
+        archives.check_archive(many, LIMITS)
+    with pytest.raises(archives.ArchiveError, match="not a readable"):
+        archives.check_archive(corpus.text_as_nifti(tmp_path / "g.zip"), LIMITS)
+    with pytest.raises(archives.ArchiveError, match="decompression bomb"):
+        archives.check_archive(corpus.zip_bomb(tmp_path / "h.zip", size_mb=2), LIMITS)
+
+
+def test_archive_extracts_a_good_msd_archive(tmp_path):
+    folder = corpus.msd_folder(tmp_path / "msd", n_cases=1)
+    archive = corpus.tar_folder(folder, tmp_path / "t.tar.gz")
+    files = archives.extract_archive(archive, tmp_path / "out", LIMITS)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in files) == [
+        "Task01_Test/dataset.json", "Task01_Test/imagesTr/case_000.nii.gz", "Task01_Test/labelsTr/case_000.nii.gz",
+    ]
+
+
+# --- pairing and labels ------------------------------------------------------------------------
+def test_pairing_rule():
+    paths = [Path(n) for n in ("a.nii.gz", "a_seg.nii.gz", "b.nii", "b_mask.nii", "c.nii.gz", "d_label.nii.gz", "e.txt")]
+    pairs, problems = importing.pair_files(paths)
+    assert [(i.name, l.name) for i, l in pairs] == [("a.nii.gz", "a_seg.nii.gz"), ("b.nii", "b_mask.nii")]
+    expected = {
+        "e.txt": "not a NIfTI file name",
+        "c.nii.gz": "no label map found for this image",
+        "d_label.nii.gz": "no image found for this label map",
+    }
+    assert sorted(p["file"] for p in problems) == sorted(expected)
+    for p in problems:
+        assert p["problem"].startswith(expected[p["file"]]), p
+
+
+def test_parse_labels():
+    assert importing.parse_labels("1: liver, 2: tumour") == {0: "background", 1: "liver", 2: "tumour"}
+    assert importing.parse_labels('{"0": "bg", "1": "x"}') == {0: "bg", 1: "x"}
+    with pytest.raises(ValueError, match="Cannot read the class"):
+        importing.parse_labels("liver")
+    with pytest.raises(ValueError, match="Declare the label classes"):
+        importing.parse_labels("")
+
+
+# --- upload validation (request-level problems answer 400 and store nothing) --------------------
+@pytest.fixture
+def editor_client(client, make_user, make_project):
+    user = make_user("ed")
+    project = make_project(user)
+    client.force_login(user)
+    return client, project
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "files,labels,message",
+    [
+        ([], "1: a", "Choose NIfTI files or one archive"),
+        ([("a.zip", b"PK"), ("b.nii.gz", b"x")], "1: a", "either NIfTI files or one archive"),
+        ([("notes.txt", b"x")], "1: a", "Only .nii, .nii.gz, .zip and .tar.gz"),
+        ([("a.nii.gz", b"x"), ("a_seg.nii.gz", b"x")], "liver", "Cannot read the class"),
+    ],
+)
+def test_upload_request_errors_answer_400(editor_client, media_root, files, labels, message):
+    client, project = editor_client
+    uploads = [SimpleUploadedFile(name, data) for name, data in files]
+    response = client.post(f"/api/projects/{project.pk}/datasets/", {"files": uploads, "labels": labels})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert Dataset.objects.count() == 0
+    assert not (media_root / "datasets").exists() or not any((media_root / "datasets").iterdir())
+
+
+@pytest.mark.django_db
+def test_upload_over_the_size_cap_answers_413(editor_client, settings):
+    client, project = editor_client
+    settings.VOXELSEARCH = {**settings.VOXELSEARCH, "MAX_UPLOAD_BYTES": 1000}
+    response = client.post(
+        f"/api/projects/{project.pk}/datasets/", {"files": [SimpleUploadedFile("a.nii.gz", b"x" * 5000)], "labels": "1: a"}
+    )
+    assert response.status_code == 413
+    assert Dataset.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_uploads_stream_to_temporary_files(settings):
+    assert settings.FILE_UPLOAD_HANDLERS == ["webapp.common.uploads.CappedTemporaryFileUploadHandler"]
+    from django.core.files.uploadhandler import TemporaryFileUploadHandler
+
+    from webapp.common.uploads import CappedTemporaryFileUploadHandler
+
+    assert issubclass(CappedTemporaryFileUploadHandler, TemporaryFileUploadHandler)
+    assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE <= 256 * 1024
+
+
+@pytest.mark.django_db
+def test_upload_page_without_javascript_creates_the_dataset(editor_client, tmp_path, media_root):
+    """The plain form post (no JS) stores the files and queues the import (no worker here)."""
+    client, project = editor_client
+    image, label = corpus.good_pair(tmp_path, "p1")
+    with open(image, "rb") as a, open(label, "rb") as b:
+        response = client.post(
+            f"/projects/{project.pk}/datasets/upload/", {"files": [a, b], "labels": "1: organ, 2: lesion", "name": "Form"}
+        )
+    assert response.status_code == 302
+    dataset = Dataset.objects.get(name="Form")
+    assert response["Location"] == f"/datasets/{dataset.pk}/"
+    assert dataset.status == S.UPLOADED and dataset.source == "files"
+    assert sorted(p.name for p in dataset.upload_dir.iterdir()) == ["p1.nii.gz", "p1_seg.nii.gz"]
+    page = client.get(response["Location"]).content.decode()
+    assert 'data-status="uploaded"' in page and "dataset-status.js" in page
+
+
+@pytest.mark.django_db
+def test_import_service_runs_synchronously_and_is_idempotent(make_user, make_project, tmp_path):
+    user = make_user()
+    project = make_project(user)
+    folder = corpus.msd_folder(tmp_path / "msd", n_cases=1)
+    dataset = services.dataset_import_folder(project=project, actor=user, folder=folder, name="F", queue=False)
+    assert dataset.status == S.READY and dataset.num_cases == 1
+    again = services.dataset_import(dataset_id=dataset.pk)  # a redelivered job changes nothing
+    assert again.status == S.READY and again.cases.count() == 1
+
+
+@pytest.mark.django_db
+def test_delete_refused_while_importing(make_user, make_project):
+    user = make_user()
+    dataset = Dataset.objects.create(project=make_project(user), name="d", source="files")
+    dataset.transition(S.IMPORTING)
+    with pytest.raises(ValidationError, match="being imported"):
+        services.dataset_delete(dataset=dataset, actor=user)
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
+
+
+def _upload_and_import(user, project, paths, labels="1: organ, 2: lesion", modality="MR"):
+    uploads = [SimpleUploadedFile(p.name, p.read_bytes()) for p in paths]
+    dataset = services.dataset_upload(project=project, actor=user, files=uploads, labels=labels, modality=modality)
+    return services.dataset_import(dataset_id=dataset.pk)  # what the worker does
+
+
+@pytest.mark.django_db
+def test_multichannel_nifti_files_import(make_user, make_project, tmp_path):
+    import numpy as np
+
+    user = make_user()
+    project = make_project(user)
+    image, label = corpus.case_arrays(3)
+    four_d = np.stack([image, image * 0.5, image + 1], axis=-1)
+    paths = [corpus.write_nifti(tmp_path / "m.nii.gz", four_d), corpus.write_nifti(tmp_path / "m_seg.nii.gz", label)]
+    dataset = _upload_and_import(user, project, paths)
+    assert dataset.status == S.READY, dataset.problems
+    assert dataset.channel_names == ["MR 0", "MR 1", "MR 2"]
+    case = dataset.cases.get()
+    assert case.n_channels == 3 and case.shape == [*corpus.SHAPE, 3]
+    assert len(dataset.fingerprint["intensity"]) == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("where", ["fingerprint", "preview", "database"])
+def test_failure_after_files_were_written_leaves_nothing(make_user, make_project, tmp_path, monkeypatch, where):
+    """All or nothing: a failure late in the import (after cases were stored) removes everything."""
+    from nasengine.data.errors import DataError
+
+    from webapp.datasets.models import Case
+
+    def boom(*args, **kwargs):
+        if where == "fingerprint":
+            raise DataError("case_0001.nii.gz", "simulated failure")
+        raise RuntimeError("simulated internal error")
+
+    target = {
+        "fingerprint": (importing, "compute_fingerprint"),
+        "preview": (importing, "render_preview"),
+        "database": (Case.objects, "bulk_create"),
+    }[where]
+    monkeypatch.setattr(*target, boom)
+    user = make_user()
+    project = make_project(user)
+    dataset = _upload_and_import(user, project, [*corpus.good_pair(tmp_path, "a"), *corpus.good_pair(tmp_path, "b", 1)])
+    assert dataset.status == S.INVALID
+    assert dataset.problems and dataset.problems[0]["problem"]
+    if where == "fingerprint":
+        assert dataset.problems == [{"file": "case_0001.nii.gz", "problem": "simulated failure"}]
+    else:
+        assert "internal error" in dataset.problems[0]["problem"] or "nothing was kept" in dataset.problems[0]["problem"]
+    assert Case.objects.count() == 0
+    assert not dataset.root.exists()

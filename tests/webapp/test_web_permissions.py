@@ -1,0 +1,232 @@
+"""Access rules over EVERY route (pages, API, WebSocket).
+
+* another project's object answers 404 (not 403) everywhere;
+* anonymous users are sent to the sign-in page (pages) or get 401 (API);
+* viewers can read but every write answers 403; owner-only actions refuse editors too.
+
+``ROUTES`` lists every URL pattern of the project; ``test_every_route_is_covered`` fails when a
+route is added without being listed here, so new routes (runs, models, ...) get these checks.
+"""
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from webapp.datasets.models import Case, Dataset
+from webapp.projects.models import Membership
+
+pytestmark = pytest.mark.django_db
+
+# (route name, method, URL template, kind, access)
+#   kind: "page" | "api";  access: "read" | "write" | "owner" (object routes), "user", "public"
+ROUTES = [
+    ("home", "get", "/", "page", "user"),
+    ("accounts:login", "get", "/accounts/login/", "page", "public"),
+    ("accounts:logout", "post", "/accounts/logout/", "page", "public"),
+    ("accounts:token", "get", "/accounts/token/", "page", "user"),
+    ("accounts:token", "post", "/accounts/token/", "page", "user"),
+    ("projects:list", "get", "/projects/", "page", "user"),
+    ("projects:list", "post", "/projects/", "page", "user"),
+    ("projects:detail", "get", "/projects/{project}/", "page", "read"),
+    ("projects:delete", "post", "/projects/{project}/delete/", "page", "owner"),
+    ("projects:member-invite", "post", "/projects/{project}/members/", "page", "owner"),
+    ("projects:member-role", "post", "/projects/{project}/members/{owner_membership}/role/", "page", "owner"),
+    ("projects:member-remove", "post", "/projects/{project}/members/{owner_membership}/remove/", "page", "owner"),
+    ("datasets:list", "get", "/datasets/", "page", "user"),
+    ("datasets:upload", "get", "/projects/{project}/datasets/upload/", "page", "write"),
+    ("datasets:upload", "post", "/projects/{project}/datasets/upload/", "page", "write"),
+    ("datasets:detail", "get", "/datasets/{dataset}/", "page", "read"),
+    ("datasets:delete", "get", "/datasets/{dataset}/delete/", "page", "write"),
+    ("datasets:delete", "post", "/datasets/{dataset}/delete/", "page", "write"),
+    ("datasets:case-preview", "get", "/datasets/{dataset}/cases/{case}/preview.png", "page", "read"),
+    ("api-schema", "get", "/api/schema/", "api", "user"),
+    ("api-docs", "get", "/api/docs/", "page", "user"),
+    ("api:token", "post", "/api/auth/token/", "api", "public"),
+    ("api:projects", "get", "/api/projects/", "api", "user"),
+    ("api:projects", "post", "/api/projects/", "api", "user"),
+    ("api:project", "get", "/api/projects/{project}/", "api", "read"),
+    ("api:project", "patch", "/api/projects/{project}/", "api", "write"),
+    ("api:project", "delete", "/api/projects/{project}/", "api", "owner"),
+    ("api:members", "get", "/api/projects/{project}/members/", "api", "read"),
+    ("api:members", "post", "/api/projects/{project}/members/", "api", "owner"),
+    ("api:member", "get", "/api/projects/{project}/members/{owner_membership}/", "api", "read"),
+    ("api:member", "patch", "/api/projects/{project}/members/{owner_membership}/", "api", "owner"),
+    ("api:member", "delete", "/api/projects/{project}/members/{owner_membership}/", "api", "owner"),
+    ("api:project-datasets", "get", "/api/projects/{project}/datasets/", "api", "read"),
+    ("api:project-datasets", "post", "/api/projects/{project}/datasets/", "api", "write"),
+    ("api:dataset", "get", "/api/datasets/{dataset}/", "api", "read"),
+    ("api:dataset", "patch", "/api/datasets/{dataset}/", "api", "write"),
+    ("api:dataset", "delete", "/api/datasets/{dataset}/", "api", "write"),
+    ("api:dataset-cases", "get", "/api/datasets/{dataset}/cases/", "api", "read"),
+    ("api:case", "get", "/api/datasets/{dataset}/cases/{case}/", "api", "read"),
+    ("api:case-preview", "get", "/api/datasets/{dataset}/cases/{case}/preview/", "api", "read"),
+]
+OBJECT_ACCESS = {"read", "write", "owner"}
+# WebSocket routes, checked in test_websocket_refuses_outsiders_and_anonymous.
+WS_ROUTES = ["ws/datasets/<int:dataset_id>/"]
+# Routes of Django's admin are guarded by the admin itself (staff only), see test_admin_needs_staff.
+EXEMPT_PREFIXES = ("admin/",)
+
+
+def _all_patterns(patterns=None, prefix="", namespace=None):
+    for p in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(p, URLResolver):
+            ns = p.namespace or namespace
+            full_ns = f"{namespace}:{p.namespace}" if namespace and p.namespace else ns
+            yield from _all_patterns(p.url_patterns, prefix + str(p.pattern), full_ns)
+        elif isinstance(p, URLPattern):
+            name = f"{namespace}:{p.name}" if namespace and p.name else p.name
+            yield prefix + str(p.pattern), name
+
+
+def test_every_route_is_covered():
+    listed = {name for name, *_ in ROUTES}
+    missing = [
+        (route, name) for route, name in _all_patterns()
+        if not route.startswith(EXEMPT_PREFIXES) and name not in listed
+    ]
+    assert not missing, f"routes without permission checks in ROUTES: {missing}"
+    from webapp.routing import websocket_urlpatterns
+
+    assert sorted(str(p.pattern) for p in websocket_urlpatterns) == sorted(WS_ROUTES)
+
+
+@pytest.fixture
+def world(make_user, make_project, media_root):
+    owner, editor, viewer, outsider = (make_user(n) for n in ("owner", "editor", "viewer", "outsider"))
+    project = make_project(owner, name="Private", editors=[editor], viewers=[viewer])
+    make_project(outsider, name="Elsewhere")
+    dataset = Dataset.objects.create(project=project, name="D", source="files", status=Dataset.Status.UPLOADED)
+    dataset.transition(Dataset.Status.IMPORTING)
+    dataset.transition(Dataset.Status.READY)
+    dataset.preview_dir.mkdir(parents=True)
+    (dataset.preview_dir / "case_0001.png").write_bytes(b"\x89PNG\r\n\x1a\n fake")
+    rel = (dataset.preview_dir / "case_0001.png").relative_to(media_root)
+    case = Case.objects.create(dataset=dataset, case_id="c1", index=1, image_path="x", label_path="y", preview_path=str(rel))
+    owner_membership = Membership.objects.get(project=project, user=owner)
+    ids = {"project": project.pk, "dataset": dataset.pk, "case": case.pk, "owner_membership": owner_membership.pk}
+    return {"owner": owner, "editor": editor, "viewer": viewer, "outsider": outsider, "ids": ids, "dataset": dataset}
+
+
+def _call(client, method, url):
+    if method in ("patch", "put"):
+        return getattr(client, method)(url, data={}, content_type="application/json")
+    return getattr(client, method)(url)
+
+
+def _object_routes():
+    return [r for r in ROUTES if r[4] in OBJECT_ACCESS]
+
+
+@pytest.mark.parametrize("name,method,template,kind,access", _object_routes(), ids=lambda v: str(v))
+def test_other_projects_objects_answer_404(client, world, name, method, template, kind, access):
+    client.force_login(world["outsider"])
+    response = _call(client, method, template.format(**world["ids"]))
+    assert response.status_code == 404, (name, method, response.status_code)
+
+
+@pytest.mark.parametrize("name,method,template,kind,access", [r for r in ROUTES if r[4] != "public"], ids=lambda v: str(v))
+def test_anonymous_is_sent_to_sign_in_or_gets_401(client, world, name, method, template, kind, access):
+    response = _call(client, method, template.format(**world["ids"]))
+    if kind == "page":
+        assert response.status_code == 302, (name, method, response.status_code)
+        assert response["Location"].startswith("/accounts/login/")
+    else:
+        assert response.status_code == 401, (name, method, response.status_code)
+
+
+@pytest.mark.parametrize("name,method,template,kind,access", [r for r in _object_routes() if r[4] != "read"], ids=lambda v: str(v))
+def test_viewers_cannot_write(client, world, name, method, template, kind, access):
+    client.force_login(world["viewer"])
+    response = _call(client, method, template.format(**world["ids"]))
+    assert response.status_code == 403, (name, method, response.status_code)
+    assert Dataset.objects.filter(pk=world["ids"]["dataset"]).exists()
+    assert Membership.objects.filter(pk=world["ids"]["owner_membership"], role="owner").exists()
+
+
+@pytest.mark.parametrize("name,method,template,kind,access", [r for r in _object_routes() if r[4] == "owner"], ids=lambda v: str(v))
+def test_owner_only_actions_refuse_editors(client, world, name, method, template, kind, access):
+    client.force_login(world["editor"])
+    response = _call(client, method, template.format(**world["ids"]))
+    assert response.status_code == 403, (name, method, response.status_code)
+
+
+@pytest.mark.parametrize("name,method,template,kind,access", [r for r in _object_routes() if r[4] == "read"], ids=lambda v: str(v))
+def test_members_can_read(client, world, name, method, template, kind, access):
+    client.force_login(world["viewer"])
+    response = _call(client, method, template.format(**world["ids"]))
+    assert response.status_code == 200, (name, method, response.status_code)
+
+
+def test_lists_show_only_own_projects_objects(client, world):
+    client.force_login(world["outsider"])
+    assert [p["name"] for p in client.get("/api/projects/").json()] == ["Elsewhere"]
+    assert "Private" not in client.get("/projects/").content.decode()
+    assert b'data-dataset-id' not in client.get("/datasets/").content
+    client.force_login(world["viewer"])
+    assert [p["name"] for p in client.get("/api/projects/").json()] == ["Private"]
+    assert f'data-dataset-id="{world["ids"]["dataset"]}"'.encode() in client.get("/datasets/").content
+
+
+def test_api_token_authentication(client, world):
+    response = client.post("/api/auth/token/", {"username": "viewer", "password": "pw-for-tests-1"})
+    assert response.status_code == 200
+    token = response.json()["token"]
+    from django.test import Client
+
+    api = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    assert api.get(f"/api/datasets/{world['ids']['dataset']}/").status_code == 200
+    assert api.delete(f"/api/datasets/{world['ids']['dataset']}/").status_code == 403
+    assert Client(HTTP_AUTHORIZATION="Token wrong").get("/api/projects/").status_code == 401
+
+
+def test_admin_needs_staff(client, world):
+    assert client.get("/admin/").status_code == 302
+    client.force_login(world["owner"])
+    assert client.get("/admin/").status_code == 302
+    world["owner"].is_staff = world["owner"].is_superuser = True
+    world["owner"].save()
+    assert client.get("/admin/").status_code == 200
+
+
+# --- WebSocket ---------------------------------------------------------------------------------
+def _ws_status(user, dataset_id, origin=b"http://127.0.0.1"):
+    """Connect through the full ASGI stack (origin validator, session auth); return the first
+    message or the close code."""
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from webapp.asgi import application
+
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1")]
+    if user is not None:
+        c = Client()
+        c.force_login(user)
+        headers.append((b"cookie", f"sessionid={c.cookies['sessionid'].value}".encode()))
+
+    async def run():
+        communicator = WebsocketCommunicator(application, f"/ws/datasets/{dataset_id}/", headers=headers)
+        connected, code = await communicator.connect()
+        if not connected:
+            return ("refused", code)
+        message = await communicator.receive_output(timeout=5)
+        if message["type"] == "websocket.close":
+            await communicator.wait()
+            return ("closed", message.get("code"))
+        await communicator.disconnect()
+        import json
+
+        return ("message", json.loads(message["text"]))
+
+    return async_to_sync(run)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websocket_refuses_outsiders_and_anonymous(world):
+    dataset_id = world["ids"]["dataset"]
+    kind, payload = _ws_status(world["viewer"], dataset_id)
+    assert kind == "message" and payload["dataset"]["status"] == "ready"
+    assert _ws_status(world["outsider"], dataset_id) == ("closed", 4403)
+    assert _ws_status(None, dataset_id) == ("closed", 4403)
+    assert _ws_status(world["viewer"], dataset_id, origin=b"http://evil.example")[0] == "refused"

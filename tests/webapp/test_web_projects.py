@@ -1,0 +1,115 @@
+"""Projects, members and roles through pages, API and services."""
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from webapp.datasets.models import Dataset
+from webapp.projects import services
+from webapp.projects.models import Membership, Project
+
+pytestmark = pytest.mark.django_db
+
+
+def test_sign_in_and_out_pages(client, make_user):
+    make_user("alice", password="alice-pass-1")
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200 and 'id="login-form"' in page.content.decode()
+    bad = client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    assert 'id="login-error"' in bad.content.decode()
+    good = client.post("/accounts/login/", {"username": "alice", "password": "alice-pass-1"})
+    assert good.status_code == 302 and good["Location"] == "/projects/"
+    assert client.get("/projects/").status_code == 200
+    out = client.post("/accounts/logout/")
+    assert out.status_code == 302 and out["Location"] == "/accounts/login/"
+    assert client.get("/projects/").status_code == 302
+
+
+def test_create_project_page_makes_the_creator_owner(client, make_user):
+    user = make_user()
+    client.force_login(user)
+    response = client.post("/projects/", {"name": "Liver study", "description": "CT"})
+    project = Project.objects.get(name="Liver study")
+    assert response["Location"] == f"/projects/{project.pk}/"
+    assert Membership.objects.get(project=project, user=user).role == "owner"
+    assert client.post("/projects/", {"name": "  "}).status_code == 200
+    assert Project.objects.count() == 1
+
+
+def test_invite_by_username_or_email_via_api(client, make_user, make_project):
+    owner, bob, carol = make_user("owner"), make_user("bob"), make_user("carol", email="Carol@Clinic.org")
+    project = make_project(owner)
+    client.force_login(owner)
+    url = f"/api/projects/{project.pk}/members/"
+    assert client.post(url, {"user": "bob", "role": "editor"}).status_code == 201
+    assert client.post(url, {"user": "carol@clinic.org"}).json()["role"] == "viewer"
+    assert Membership.objects.get(project=project, user=carol).role == "viewer"
+    unknown = client.post(url, {"user": "nobody@nowhere.org"})
+    assert unknown.status_code == 400 and "No account has that username or email" in unknown.content.decode()
+    again = client.post(url, {"user": "bob"})
+    assert again.status_code == 400 and "already a member" in again.content.decode()
+    bad_role = client.post(url, {"user": "carol", "role": "admin"})
+    assert bad_role.status_code == 400
+    assert sorted(m["username"] for m in client.get(url).json()) == ["bob", "carol", "owner"]
+
+
+def test_invite_page(client, make_user, make_project):
+    owner, bob = make_user("owner"), make_user("bob")
+    project = make_project(owner)
+    client.force_login(owner)
+    response = client.post(f"/projects/{project.pk}/members/", {"user": "bob", "role": "editor"}, follow=True)
+    assert "bob was added to the project as editor" in response.content.decode()
+    assert Membership.objects.get(project=project, user=bob).role == "editor"
+    response = client.post(f"/projects/{project.pk}/members/", {"user": "ghost", "role": "viewer"}, follow=True)
+    assert "No account has that username or email" in response.content.decode()
+
+
+def test_last_owner_cannot_leave_or_be_demoted(make_user, make_project):
+    owner, bob = make_user("owner"), make_user("bob")
+    project = make_project(owner, viewers=[bob])
+    mine = Membership.objects.get(project=project, user=owner)
+    with pytest.raises(ValidationError, match="at least one owner"):
+        services.member_change_role(membership=mine, actor=owner, role="viewer")
+    with pytest.raises(ValidationError, match="at least one owner"):
+        services.member_remove(membership=mine, actor=owner)
+    bobs = Membership.objects.get(project=project, user=bob)
+    services.member_change_role(membership=bobs, actor=owner, role="owner")
+    services.member_remove(membership=mine, actor=owner)  # now allowed: bob owns it
+    assert list(project.memberships.values_list("user__username", flat=True)) == ["bob"]
+
+
+def test_members_may_leave_but_not_remove_others(make_user, make_project):
+    owner, bob, eve = make_user("owner"), make_user("bob"), make_user("eve")
+    project = make_project(owner, editors=[bob, eve])
+    with pytest.raises(PermissionDenied):
+        services.member_remove(membership=Membership.objects.get(project=project, user=eve), actor=bob)
+    services.member_remove(membership=Membership.objects.get(project=project, user=bob), actor=bob)
+    assert not Membership.objects.filter(project=project, user=bob).exists()
+
+
+def test_project_with_datasets_cannot_be_deleted(client, make_user, make_project):
+    owner = make_user()
+    project = make_project(owner)
+    Dataset.objects.create(project=project, name="d", source="files")
+    client.force_login(owner)
+    response = client.delete(f"/api/projects/{project.pk}/")
+    assert response.status_code == 400 and "Delete them first" in response.content.decode()
+    Dataset.objects.all().delete()
+    assert client.delete(f"/api/projects/{project.pk}/").status_code == 204
+    assert not Project.objects.exists()
+
+
+def test_editor_may_rename_but_viewer_may_not(client, make_user, make_project):
+    owner, ed, vi = make_user("o"), make_user("e"), make_user("v")
+    project = make_project(owner, editors=[ed], viewers=[vi])
+    client.force_login(ed)
+    assert client.patch(f"/api/projects/{project.pk}/", {"name": "New"}, content_type="application/json").json()["name"] == "New"
+    client.force_login(vi)
+    assert client.patch(f"/api/projects/{project.pk}/", {"name": "Nope"}, content_type="application/json").status_code == 403
+    project.refresh_from_db()
+    assert project.name == "New"
+
+
+def test_api_token_page(client, make_user):
+    client.force_login(make_user())
+    assert 'id="no-token"' in client.get("/accounts/token/").content.decode()
+    page = client.post("/accounts/token/", follow=True).content.decode()
+    assert 'id="api-token"' in page
