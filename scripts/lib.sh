@@ -88,7 +88,7 @@ vs_spawn() {
   VS_STARTED_NAMES+=("$name")
   VS_LAST_PID=$!
   vs_log "$name started (pid $VS_LAST_PID)"
-  if [[ -n "${VS_PIDFILE:-}" ]]; then echo "$VS_LAST_PID $1 $3" >>"$VS_PIDFILE"; fi
+  if [[ -n "${VS_PIDFILE:-}" ]]; then echo "$VS_LAST_PID $name $1" >>"$VS_PIDFILE"; fi
 }
 
 # Stop processes that an earlier run left behind (its shell was killed before it could clean up),

@@ -324,9 +324,13 @@ def stop_demo(proc: subprocess.Popen, lines: list[str]) -> str:
     return "".join(lines)
 
 
+def started_pids(output: str) -> list[int]:
+    return [int(p) for p in re.findall(r"started \(pid (\d+)\)", output)]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "webapp" / "asgi.py").exists(), reason="webapp/asgi.py does not exist yet")
-def test_run_demo_serves_the_demo_account_and_stops_cleanly_on_ctrl_c(tmp_path):
+def test_run_demo_serves_the_demo_account_stops_cleanly_and_recovers_from_a_killed_run(tmp_path):
     port, redis_port = free_port(), free_port()
     env = lib_env(
         PORT=str(port),
@@ -336,19 +340,46 @@ def test_run_demo_serves_the_demo_account_and_stops_cleanly_on_ctrl_c(tmp_path):
     )
     env.pop("DATABASE_URL", None)  # the embedded SQLite default, inside tmp_path
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    for attempt in ("first run", "second run"):
+    env.pop("SECRET_KEY", None)
+    base = f"http://127.0.0.1:{port}/"
+    every_pid: list[int] = []
+    try:
+        # 1. First run on an empty folder: URL and credentials, the demo account signs in,
+        #    Ctrl-C stops Redis, worker and web server.
         proc, lines = start_demo(env)
-        try:
-            banner = "".join(lines)
-            assert f"http://127.0.0.1:{port}/" in banner and "demo / demo-voxels" in "".join(lines + [proc.stdout.readline()])
-            sign_in(f"http://127.0.0.1:{port}/", "demo", "demo-voxels")
-        except BaseException:
+        every_pid += started_pids("".join(lines))
+        assert base in "".join(lines)
+        assert "demo / demo-voxels" in proc.stdout.readline() + proc.stdout.readline()
+        sign_in(base, "demo", "demo-voxels")
+        output = stop_demo(proc, lines)
+        assert proc.returncode in (0, 130), output
+        assert len(started_pids(output)) == 3, f"expected redis, worker and web to start:\n{output}"
+        assert not [p for p in started_pids(output) if pid_alive(p)], f"processes left running:\n{output}"
+        assert not port_open(port) and not port_open(redis_port)
+
+        # 2. Second run (idempotent), then its shell is killed outright: its children live on.
+        proc, lines = start_demo(env)
+        orphans = started_pids("".join(lines))
+        every_pid += orphans
+        sign_in(base, "demo", "demo-voxels")
+        proc.kill()
+        proc.wait(timeout=30)
+        assert all(pid_alive(p) for p in orphans)
+
+        # 3. Third run stops what the killed run left, and starts again.
+        proc, lines = start_demo(env)
+        every_pid += started_pids("".join(lines))
+        assert "left running by an earlier run" in "".join(lines)
+        assert not [p for p in orphans if pid_alive(p)]
+        sign_in(base, "demo", "demo-voxels")
+        output = stop_demo(proc, lines)
+        assert proc.returncode in (0, 130), output
+        assert not [p for p in every_pid if pid_alive(p)], f"processes left running:\n{output}"
+        assert not port_open(port) and not port_open(redis_port)
+    finally:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=90)
-            raise
-        output = stop_demo(proc, lines)
-        assert proc.returncode in (0, 130), f"{attempt}: exit {proc.returncode}\n{output}"
-        pids = [int(p) for p in re.findall(r"started \(pid (\d+)\)", output)]
-        assert len(pids) == 3, f"{attempt}: expected redis, worker and web to start:\n{output}"
-        assert not [p for p in pids if pid_alive(p)], f"{attempt}: processes left running:\n{output}"
-        assert not port_open(port) and not port_open(redis_port)
+        for pid in every_pid:
+            if pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)

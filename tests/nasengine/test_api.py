@@ -112,3 +112,10 @@ def test_search_resume_through_api_with_real_data_pipeline_is_exact(tmp_path, de
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     strip = lambda es: [(e["step"], e["losses"]) for e in es if e["type"] == "step"]  # noqa: E731
     assert strip(events) == strip(read_events(tmp_path / "a" / "events.jsonl"))
+
+
+@pytest.mark.parametrize("preset", ["paper", "small", "tiny"])
+def test_retrain_presets_validate(preset):
+    config = api.make_retrain_config(preset)
+    assert config.total_steps > 0
+    assert api.retrain_schema()["x-presets"][preset] is not None
