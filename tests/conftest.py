@@ -14,6 +14,8 @@ Everything real, nothing mocked:
 * ``media_root``: the session's MEDIA_ROOT (a temporary folder, also used by the subprocesses).
 * ``subprocess_env``: the environment the subprocesses run with (for other server processes).
 * ``make_user`` / ``make_project``: factories (``client.force_login(user)`` to sign in).
+* ``asgi_call(method, path, headers, chunks)``: one request through the real ASGI application in
+  this process (static files and body cap included), for what the test client does not cover.
 * ``session_cookie(user)``: a session cookie for the live server; ``ws_connect(url, cookies=...)``:
   a minimal real-socket WebSocket client; ``wait_for(predicate, timeout)``: polling helper.
 """
@@ -91,7 +93,7 @@ def _session_settings(media_root):
     )
     override.enable()
     app.conf.broker_url = TEST_REDIS_URL
-    app.conf.broker_transport_options = {"global_keyprefix": SESSION_PREFIX}
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "global_keyprefix": SESSION_PREFIX}
     try:
         yield
     finally:
@@ -407,3 +409,46 @@ def session_cookie():
         return {"sessionid": c.cookies["sessionid"].value}
 
     return make
+
+
+# --- one request through the real ASGI application (in this process) ---------------------------
+@dataclass
+class AsgiResult:
+    status: int | None
+    body: bytes
+    body_bytes_read: int
+
+
+def asgi_call(method: str, path: str, headers=(), chunks=(b"",)) -> AsgiResult:
+    """Send one HTTP request through ``webapp.asgi.application``; the body comes in ``chunks``.
+    Returns the status (None when no response was sent), the response body and how many body
+    bytes the application read."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    from webapp.asgi import application
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }
+    pending = list(chunks)
+    result = AsgiResult(status=None, body=b"", body_bytes_read=0)
+
+    async def receive():
+        if pending:
+            chunk = pending.pop(0)
+            result.body_bytes_read += len(chunk)
+            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
+        await asyncio.Event().wait()  # the client stays connected until the response is sent
+
+    async def send(message):
+        if message["type"] == "http.response.start" and result.status is None:
+            result.status = message["status"]
+        elif message["type"] == "http.response.body":
+            result.body += message.get("body", b"")
+
+    async_to_sync(application)(scope, receive, send)
+    return result

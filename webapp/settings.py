@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -33,19 +34,28 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 # --- core -------------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1", "testserver"})
+
 _DEV_SECRET_KEY = "dev-insecure-voxelsearch-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
+    # The development key is public (it is in this file): anyone could sign sessions with it.
+    # It is allowed only while the server answers to this machine alone.
+    if not set(ALLOWED_HOSTS) <= LOCAL_HOSTS:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is not set but ALLOWED_HOSTS ({', '.join(ALLOWED_HOSTS)}) reaches beyond this "
+            "machine. Set SECRET_KEY to a long random value."
+        )
     SECRET_KEY = _DEV_SECRET_KEY
     if "pytest" not in sys.modules:
         warnings.warn(
-            "SECRET_KEY is not set: using the built-in development key. "
+            "SECRET_KEY is not set: using the built-in development key (local use only). "
             "Set SECRET_KEY in the environment for any shared or production deployment.",
             stacklevel=1,
         )
 
-DEBUG = env_bool("DEBUG", False)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
@@ -171,7 +181,13 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "")
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX} if REDIS_KEY_PREFIX else {}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # With acks late, Redis hands a task that is still unacknowledged after this long to another
+    # worker: it must outlast the longest search, or a second worker starts the same job.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_HOURS", 72) * 3600,
+}
+if REDIS_KEY_PREFIX:
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = REDIS_KEY_PREFIX
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True  # state lives in the database, not in a result backend
 CELERY_TASK_ACKS_LATE = True

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 import webcorpus as corpus
+from conftest import asgi_call
 from webapp.datasets import archives, importing, services
 from webapp.datasets.models import Dataset, IllegalTransition
 
@@ -99,6 +100,39 @@ def test_archive_checks(tmp_path):
         archives.check_archive(corpus.zip_bomb(tmp_path / "h.zip", size_mb=2), LIMITS)
 
 
+def test_tar_bomb_is_refused_at_its_first_header_before_its_data_is_decompressed(tmp_path):
+    """A tar.gz is read header by header; skipping to the next header decompresses the member
+    before it. The caps must stop the bomb at the header that declares it: here the stream ends
+    2 MB into a member declaring 1 GB, so reading on would only find a 'truncated' archive."""
+    import gzip
+    import tarfile
+
+    info = tarfile.TarInfo("Task/imagesTr/big.nii")
+    info.size = 1 << 30
+    bomb = tmp_path / "bomb.tar.gz"
+    bomb.write_bytes(gzip.compress(info.tobuf(format=tarfile.GNU_FORMAT) + b"\0" * (2 << 20)))
+    with pytest.raises(archives.ArchiveError, match="more than the limit of 10.0 MB") as refused:
+        archives.check_archive(bomb, LIMITS)
+    assert refused.value.member == "bomb.tar.gz"
+
+
+def test_archive_refusals_name_no_server_paths(tmp_path):
+    """Member names too long for the file system get their own message, and no refusal shows
+    where on the server the archive was being unpacked."""
+    long_name = tarfile_with(tmp_path / "long.tar.gz", "Task/" + "a" * 300 + ".nii.gz")
+    with pytest.raises(archives.ArchiveError, match="name longer than 255 bytes") as refused:
+        archives.extract_archive(long_name, tmp_path / "unpacked", LIMITS)
+    assert str(tmp_path) not in str(refused.value)
+    deep = tarfile_with(tmp_path / "deep.tar.gz", "Task/" + ("d" * 200 + "/") * 25 + "x.nii.gz")
+    with pytest.raises(archives.ArchiveError, match="damaged or truncated") as refused:
+        archives.extract_archive(deep, tmp_path / "unpacked2", LIMITS)
+    assert str(tmp_path) not in str(refused.value), refused.value
+
+
+def tarfile_with(out: Path, member_name: str) -> Path:
+    return corpus.tar_with_member(out, member_name, payload=b"abc")
+
+
 def test_archive_extracts_a_good_msd_archive(tmp_path):
     folder = corpus.msd_folder(tmp_path / "msd", n_cases=1)
     archive = corpus.tar_folder(folder, tmp_path / "t.tar.gz")
@@ -172,6 +206,33 @@ def test_upload_over_the_size_cap_answers_413(editor_client, settings):
     assert Dataset.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_asgi_refuses_an_oversized_body_before_reading_it(editor_client, settings):
+    """Django's ASGI handler copies a whole body to disk before any view runs: a body over the
+    cap must be answered 413 before that, from its Content-Length, or (chunked) at the cap."""
+    client, project = editor_client
+    settings.VOXELSEARCH = {**settings.VOXELSEARCH, "MAX_UPLOAD_BYTES": 10_000}
+    cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+    url = f"/api/projects/{project.pk}/datasets/"
+    kind = (b"content-type", b"multipart/form-data; boundary=xyz")
+    sent = asgi_call("POST", url, [cookie, kind, (b"content-length", b"100000")], chunks=[b"x" * 1000] * 100)
+    assert (sent.status, sent.body_bytes_read) == (413, 0)
+    sent = asgi_call("POST", url, [cookie, kind], chunks=[b"x" * 1000] * 100)  # chunked: no Content-Length
+    assert sent.status == 413 and sent.body_bytes_read <= 11_000
+    assert Dataset.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/projects/", "/api/projects/"])
+def test_a_body_over_the_cap_sent_to_another_form_is_no_server_error(editor_client, settings, url):
+    """The upload cap stops files streaming in on every route, without a server error."""
+    client, _ = editor_client
+    settings.VOXELSEARCH = {**settings.VOXELSEARCH, "MAX_UPLOAD_BYTES": 1000}
+    client.raise_request_exception = False
+    response = client.post(url, {"name": "P2", "attachment": SimpleUploadedFile("a.bin", b"x" * 5000)})
+    assert response.status_code < 500
+
+
 @pytest.mark.django_db
 def test_uploads_stream_to_temporary_files(settings):
     assert settings.FILE_UPLOAD_HANDLERS == ["webapp.common.uploads.CappedTemporaryFileUploadHandler"]
@@ -213,6 +274,43 @@ def test_import_service_runs_synchronously_and_is_idempotent(make_user, make_pro
 
 
 @pytest.mark.django_db
+def test_redelivery_after_a_crash_before_cleanup_removes_the_raw_uploads(make_user, make_project, tmp_path):
+    """A worker that dies between committing 'ready' and removing the raw (unscrubbed) uploads
+    gets the job again: the redelivery removes them."""
+    user = make_user()
+    dataset = _upload_and_import(user, make_project(user), list(corpus.good_pair(tmp_path, "a")))
+    assert dataset.status == S.READY and not dataset.upload_dir.exists()
+    dataset.upload_dir.mkdir()
+    raw = corpus.good_pair(dataset.upload_dir, "a")[0]  # as if left behind
+    again = services.dataset_import(dataset_id=dataset.pk)
+    assert again.status == S.READY and again.cases.count() == 1
+    assert not raw.exists() and not dataset.upload_dir.exists()
+    assert again.cases.get().image_file.is_file()
+
+
+@pytest.mark.django_db
+def test_a_failing_duplicate_delivery_leaves_a_finished_import_alone(make_user, make_project, tmp_path, monkeypatch):
+    """With acks late, a job can run twice at once (redelivered to a second worker). When one
+    delivery finishes the import and the other then fails, the dataset stays ready with its files."""
+    user = make_user()
+    uploads = [SimpleUploadedFile(p.name, p.read_bytes()) for p in (*corpus.good_pair(tmp_path, "a"), *corpus.good_pair(tmp_path, "b", 1))]
+    dataset = services.dataset_upload(project=make_project(user), actor=user, files=uploads, labels="1: organ, 2: lesion")
+    real_run_import = services.run_import
+
+    def other_delivery_finishes_then_this_one_fails(**kwargs):
+        monkeypatch.setattr(services, "run_import", real_run_import)
+        assert services.dataset_import(dataset_id=dataset.pk).status == S.READY
+        raise RuntimeError("this delivery fails")
+
+    monkeypatch.setattr(services, "run_import", other_delivery_finishes_then_this_one_fails)
+    result = services.dataset_import(dataset_id=dataset.pk)
+    assert result.status == S.READY and result.problems == []
+    cases = list(result.cases.all())
+    assert len(cases) == 2
+    assert all(c.image_file.is_file() and c.label_file.is_file() and c.preview_file.is_file() for c in cases)
+
+
+@pytest.mark.django_db
 def test_delete_refused_while_importing(make_user, make_project):
     user = make_user()
     dataset = Dataset.objects.create(project=make_project(user), name="d", source="files")
@@ -243,6 +341,77 @@ def test_multichannel_nifti_files_import(make_user, make_project, tmp_path):
     case = dataset.cases.get()
     assert case.n_channels == 3 and case.shape == [*corpus.SHAPE, 3]
     assert len(dataset.fingerprint["intensity"]) == 3
+
+
+@pytest.mark.django_db
+def test_an_oversized_dataset_json_is_refused_before_it_is_parsed(make_user, make_project, tmp_path):
+    """dataset.json is parsed in memory: a huge one (here valid, with a 17 MB description) is refused."""
+    import json
+    import os
+
+    folder = corpus.msd_folder(tmp_path / "msd", n_cases=1)
+    description = json.loads((folder / "dataset.json").read_text())
+    description["description"] = os.urandom(17 << 19).hex()
+    (folder / "dataset.json").write_text(json.dumps(description))
+    user = make_user()
+    dataset = _upload_and_import(user, make_project(user), [corpus.zip_folder(folder, tmp_path / "Task.zip")], labels="")
+    assert dataset.status == S.INVALID
+    assert dataset.problems == [{"file": "dataset.json", "problem": dataset.problems[0]["problem"]}]
+    assert "more than the limit of 16,777,216" in dataset.problems[0]["problem"]
+    assert not dataset.root.exists()
+
+
+def _with_trailing_bytes(path: Path, extra: bytes) -> Path:
+    """Rewrite ``path`` (.nii or .nii.gz) with ``extra`` after its voxel data."""
+    import gzip
+
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()) + extra))
+    else:
+        path.write_bytes(path.read_bytes() + extra)
+    return path
+
+
+def _with_header_gap(path: Path, gap: int) -> Path:
+    """Rewrite a .nii.gz so that ``gap`` zero bytes (and no extensions) lie between its header
+    and its voxel data."""
+    import gzip
+
+    import nibabel as nib
+
+    raw = gzip.decompress(path.read_bytes())
+    offset = int(nib.load(str(path)).dataobj.offset)
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+    header["vox_offset"] = len(header.binaryblock) + 4 + gap
+    head = header.binaryblock + bytes(4 + gap)  # extender bytes 0: no extensions
+    path.write_bytes(gzip.compress(head + raw[offset:], compresslevel=1))
+    return path
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "spoil,message",
+    [
+        # 64 MB of zeros behind the data: a 64 KB upload that storing would copy in full
+        (lambda image, label: _with_trailing_bytes(image, b"\0" * (64 << 20)), "more data after the voxel data"),
+        # text nobody checked, appended to a label map, would be kept in the stored file
+        (lambda image, label: _with_trailing_bytes(label, b"PatientName=Doe^Jane"), "more data after the voxel data"),
+        # a 40 MB gap between header and data: storing copies the gap through memory
+        (lambda image, label: _with_header_gap(image, 40 << 20), "header and its extensions take"),
+    ],
+    ids=["gz-bomb-after-data", "text-after-label-data", "huge-header-gap"],
+)
+def test_bytes_outside_the_described_voxel_data_are_refused(make_user, make_project, tmp_path, spoil, message):
+    user = make_user()
+    project = make_project(user)
+    image, label = corpus.good_pair(tmp_path, "c1")
+    label = label.rename(label.with_name("c1_seg.nii"))  # an uncompressed label map
+    label.write_bytes(__import__("gzip").decompress(label.read_bytes()))
+    spoilt = spoil(image, label)
+    dataset = _upload_and_import(user, project, [image, label])
+    assert dataset.status == S.INVALID
+    assert any(p["file"] == spoilt.name and message in p["problem"] for p in dataset.problems), dataset.problems
+    assert dataset.cases.count() == 0 and not dataset.root.exists()
 
 
 @pytest.mark.django_db

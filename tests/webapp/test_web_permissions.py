@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from webapp.datasets.models import Case, Dataset
-from webapp.projects.models import Membership
+from webapp.projects.models import Membership, Project
 
 pytestmark = pytest.mark.django_db
 
@@ -169,6 +169,62 @@ def test_lists_show_only_own_projects_objects(client, world):
     assert f'data-dataset-id="{world["ids"]["dataset"]}"'.encode() in client.get("/datasets/").content
 
 
+def test_nested_ids_of_another_project_answer_404_under_ones_own_parents(client, world):
+    """A case or membership id of another project, put under a dataset or project the user does
+    belong to, answers 404 and changes nothing."""
+    outsider = world["outsider"]
+    own_project = Project.objects.get(name="Elsewhere")
+    own_dataset = Dataset.objects.create(project=own_project, name="Mine", source="files")
+    case, membership = world["ids"]["case"], world["ids"]["owner_membership"]
+    client.force_login(outsider)
+    for url in (
+        f"/api/datasets/{own_dataset.pk}/cases/{case}/",
+        f"/api/datasets/{own_dataset.pk}/cases/{case}/preview/",
+        f"/datasets/{own_dataset.pk}/cases/{case}/preview.png",
+        f"/api/projects/{own_project.pk}/members/{membership}/",
+    ):
+        assert client.get(url).status_code == 404, url
+    member_api = f"/api/projects/{own_project.pk}/members/{membership}/"
+    assert client.patch(member_api, {"role": "viewer"}, content_type="application/json").status_code == 404
+    assert client.delete(member_api).status_code == 404
+    assert client.post(f"/projects/{own_project.pk}/members/{membership}/role/", {"role": "viewer"}).status_code == 404
+    assert client.post(f"/projects/{own_project.pk}/members/{membership}/remove/").status_code == 404
+    assert Membership.objects.filter(pk=membership, role="owner").exists()
+
+
+def test_body_fields_cannot_reach_or_move_into_another_project(client, world):
+    """Ids in request bodies are ignored: PATCH cannot move a dataset into another project."""
+    editor = world["editor"]
+    own = Project.objects.create(name="Editor's own")
+    Membership.objects.create(project=own, user=editor, role="owner")
+    client.force_login(editor)
+    url = f"/api/datasets/{world['ids']['dataset']}/"
+    for target in (own.pk, Project.objects.get(name="Elsewhere").pk):
+        response = client.patch(url, {"project": target, "project_id": target, "name": "Renamed"}, content_type="application/json")
+        assert response.status_code == 200 and response.json()["project"] == world["ids"]["project"]
+    assert Dataset.objects.get(pk=world["ids"]["dataset"]).project_id == world["ids"]["project"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_media_files_have_no_url(client, world, settings):
+    """Stored volumes and previews are reachable only through the access-checked routes: not by
+    a media URL, nor through the static files the ASGI application serves."""
+    from django.core.exceptions import SuspiciousFileOperation
+
+    from conftest import asgi_call
+
+    client.force_login(world["owner"])
+    cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+    preview = next(world["dataset"].root.rglob("*.png")).relative_to(settings.MEDIA_ROOT).as_posix()
+    for prefix in (settings.MEDIA_URL, settings.STATIC_URL, f"{settings.STATIC_URL}../media/"):
+        assert client.get(f"{prefix}{preview}").status_code == 404, prefix
+        try:
+            served = asgi_call("GET", f"{prefix}{preview}", [cookie])
+        except SuspiciousFileOperation:  # the static handler refuses '..' (the server answers 500)
+            continue
+        assert served.status == 404, prefix
+
+
 def test_api_token_authentication(client, world):
     response = client.post("/api/auth/token/", {"username": "viewer", "password": "pw-for-tests-1"})
     assert response.status_code == 200
@@ -188,6 +244,20 @@ def test_admin_needs_staff(client, world):
     world["owner"].is_staff = world["owner"].is_superuser = True
     world["owner"].save()
     assert client.get("/admin/").status_code == 200
+
+
+def test_admin_deletes_a_datasets_files_with_it(client, world, django_capture_on_commit_callbacks):
+    """The stored volumes are patient data: deleting a dataset in the admin removes them too."""
+    dataset = world["dataset"]
+    assert any(dataset.root.rglob("*.png"))
+    world["owner"].is_staff = world["owner"].is_superuser = True
+    world["owner"].save()
+    client.force_login(world["owner"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/datasets/dataset/{dataset.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Dataset.objects.filter(pk=dataset.pk).exists()
+    assert not dataset.root.exists()
 
 
 # --- WebSocket ---------------------------------------------------------------------------------

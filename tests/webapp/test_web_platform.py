@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
 from webapp.datasets.models import Dataset
@@ -22,6 +23,11 @@ def test_celery_configuration():
     assert conf.task_acks_late is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_default_queue == "default"
+    # Redis redelivers an unacknowledged (acks-late) task after the visibility timeout, to a
+    # second worker while the first still runs it: the timeout must outlast a long search.
+    from django.conf import settings
+
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] >= 24 * 3600
     route = app.amqp.router.route({}, "webapp.datasets.tasks.import_dataset")
     assert route["queue"].name == "default"
     assert app.amqp.router.route({}, "webapp.runs.tasks.run_search")["queue"].name == "gpu"
@@ -48,7 +54,12 @@ def test_settings_defaults_come_from_the_environment(monkeypatch):
         monkeypatch.setenv("REDIS_URL", "redis://cache.example:6380/2")
         monkeypatch.setenv("ALLOWED_HOSTS", "a.example,b.example")
         monkeypatch.setenv("VOXELSEARCH_MAX_VOXELS", "1234")
+        # The development key is public: with hosts beyond this machine, SECRET_KEY is required.
+        with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is not set"):
+            importlib.reload(s)
+        monkeypatch.setenv("SECRET_KEY", "a-long-random-value-for-this-test-0123456789")
         fresh = importlib.reload(s)
+        assert fresh.SECRET_KEY == "a-long-random-value-for-this-test-0123456789"
         assert fresh.DATABASES["default"]["HOST"] == "db.example" and fresh.DATABASES["default"]["PORT"] == 5433
         assert fresh.CELERY_BROKER_URL == "redis://cache.example:6380/2"
         assert fresh.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] == ["redis://cache.example:6380/2"]

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import Case, Dataset
+from .services import dataset_purge
 
 
 class CaseInline(admin.TabularInline):
@@ -21,3 +22,11 @@ class DatasetAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):  # datasets come in through the upload and import
         return False
+
+    # Deleting here removes the files too (the stored volumes are patient data).
+    def delete_model(self, request, obj):
+        dataset_purge(dataset=obj)
+
+    def delete_queryset(self, request, queryset):
+        for dataset in queryset:
+            dataset_purge(dataset=dataset)

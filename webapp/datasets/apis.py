@@ -93,11 +93,9 @@ class ProjectDatasetsApi(APIView):
 
     @extend_schema(request={"multipart/form-data": UploadInput}, responses={202: DatasetOutput})
     def post(self, request, pk):
-        if upload_too_large(request):  # before the body is parsed
-            raise PayloadTooLarge()
         project = project_get(user=request.user, pk=pk)
         require_write(request.user, project)
-        files = request.FILES.getlist("files")
+        files = request.FILES.getlist("files")  # streamed to temporary files, up to the cap
         if upload_too_large(request):
             raise PayloadTooLarge()
         data = request.data

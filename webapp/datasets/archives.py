@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 CHUNK = 1 << 20
+MAX_NAME_BYTES = 255  # longest file or folder name most file systems accept
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 
 
@@ -65,6 +66,8 @@ def safe_member_path(name: str) -> PurePosixPath:
         raise ArchiveError(name, "the archive contains a member with an empty name")
     if any("\x00" in p for p in parts):
         raise ArchiveError(name, "the archive contains a member name with a NUL character")
+    if any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
+        raise ArchiveError(name, f"the archive contains a file or folder name longer than {MAX_NAME_BYTES} bytes")
     return PurePosixPath(*parts)
 
 
@@ -79,7 +82,41 @@ def _archive_kind(path: Path) -> str:
     raise ArchiveError(path.name, "the file is not a readable .zip or .tar.gz archive")
 
 
-def _zip_members(zf: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, Member]]:
+class _Totals:
+    """The directory caps, checked member by member: a tar.gz is read header by header, and
+    reaching the next header means decompressing the member before it, so a bomb must be refused
+    at the first header that breaks a cap, not after all of them have been read."""
+
+    def __init__(self, archive: Path, limits: ArchiveLimits):
+        self.archive = archive.name
+        self.limits = limits
+        self.compressed = max(archive.stat().st_size, 1)
+        self.members = 0
+        self.total = 0
+
+    def add(self, member: Member) -> Member:
+        self.members += 1
+        if self.members > self.limits.max_members:
+            raise ArchiveError(
+                self.archive, f"the archive holds more than the limit of {self.limits.max_members:,} entries"
+            )
+        if not member.is_dir:
+            self.total += member.size
+        if self.total > self.limits.max_total_bytes:
+            raise ArchiveError(
+                self.archive,
+                f"the archive would unpack to more than the limit of {_mb(self.limits.max_total_bytes)}",
+            )
+        if self.total / self.compressed > self.limits.max_ratio:
+            raise ArchiveError(
+                self.archive,
+                f"the archive would unpack to more than {self.limits.max_ratio:,.0f} times its size; "
+                "it looks like a decompression bomb and was refused",
+            )
+        return member
+
+
+def _zip_members(zf: zipfile.ZipFile, totals: _Totals) -> list[tuple[zipfile.ZipInfo, Member]]:
     out = []
     for info in zf.infolist():
         file_type = stat.S_IFMT((info.external_attr >> 16) & 0xFFFF)  # 0 when the zip tool set none
@@ -88,11 +125,18 @@ def _zip_members(zf: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, Member]]:
         if info.flag_bits & 0x1:
             raise ArchiveError(info.filename, "the archive is encrypted; upload it without a password")
         safe_member_path(info.filename)
-        out.append((info, Member(info.filename, info.file_size, info.is_dir())))
+        ratio = info.file_size / info.compress_size if info.compress_size else 0
+        if ratio > totals.limits.max_ratio:
+            raise ArchiveError(
+                info.filename,
+                f"this member would unpack to {ratio:,.0f} times its compressed size "
+                f"(limit {totals.limits.max_ratio:,.0f}x); it looks like a decompression bomb and was refused",
+            )
+        out.append((info, totals.add(Member(info.filename, info.file_size, info.is_dir()))))
     return out
 
 
-def _tar_members(tf: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, Member]]:
+def _tar_members(tf: tarfile.TarFile, totals: _Totals) -> list[tuple[tarfile.TarInfo, Member]]:
     out = []
     for info in tf:  # streams through the archive; headers only are kept
         if info.issym() or info.islnk():
@@ -100,57 +144,26 @@ def _tar_members(tf: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, Member]]:
         if not (info.isreg() or info.isdir()):
             raise ArchiveError(info.name, "the archive contains a device, pipe or other special file; refused for safety")
         safe_member_path(info.name)
-        out.append((info, Member(info.name, info.size, info.isdir())))
+        out.append((info, totals.add(Member(info.name, info.size, info.isdir()))))
     return out
-
-
-def _check_totals(archive: Path, members: list[Member], limits: ArchiveLimits) -> None:
-    files = [m for m in members if not m.is_dir]
-    if len(members) > limits.max_members:
-        raise ArchiveError(
-            archive.name,
-            f"the archive holds {len(members):,} entries, more than the limit of {limits.max_members:,}",
-        )
-    total = sum(m.size for m in files)
-    if total > limits.max_total_bytes:
-        raise ArchiveError(
-            archive.name,
-            f"the archive would unpack to {_mb(total)}, more than the limit of {_mb(limits.max_total_bytes)}",
-        )
-    compressed = max(archive.stat().st_size, 1)
-    if total / compressed > limits.max_ratio:
-        raise ArchiveError(
-            archive.name,
-            f"the archive would unpack to {total / compressed:,.0f} times its size "
-            f"(limit {limits.max_ratio:,.0f}x); it looks like a decompression bomb and was refused",
-        )
 
 
 def check_archive(path: Path, limits: ArchiveLimits) -> list[Member]:
     """Check the archive's directory; return its members or raise ArchiveError."""
     kind = _archive_kind(path)
+    totals = _Totals(path, limits)
     try:
         if kind == "zip":
             with zipfile.ZipFile(path) as zf:
-                pairs = _zip_members(zf)
-                for info, member in pairs:
-                    if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
-                        raise ArchiveError(
-                            info.filename,
-                            f"this member would unpack to {info.file_size / info.compress_size:,.0f} "
-                            f"times its compressed size (limit {limits.max_ratio:,.0f}x); "
-                            "it looks like a decompression bomb and was refused",
-                        )
+                pairs = _zip_members(zf, totals)
         else:
             with tarfile.open(path, mode="r:*") as tf:
-                pairs = _tar_members(tf)
+                pairs = _tar_members(tf, totals)
     except ArchiveError:
         raise
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
-        raise ArchiveError(path.name, f"the archive is damaged or truncated ({exc})") from exc
-    members = [m for _, m in pairs]
-    _check_totals(path, members, limits)
-    return members
+        raise _damaged(path, exc) from exc
+    return [m for _, m in pairs]
 
 
 class _Budget:
@@ -190,6 +203,13 @@ def _copy_capped(src, dst_path: Path, member: str, declared: int, budget: _Budge
             dst.write(chunk)
 
 
+def _damaged(path: Path, exc: BaseException) -> ArchiveError:
+    """The refusal for an unreadable archive. An OSError's text names server paths (where it was
+    being extracted): only its reason is shown."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return ArchiveError(path.name, f"the archive is damaged or truncated ({reason})")
+
+
 def _target(dest: Path, name: str) -> Path:
     rel = safe_member_path(name)
     target = (dest / rel).resolve()
@@ -212,7 +232,7 @@ def extract_archive(path: Path, dest: Path, limits: ArchiveLimits) -> list[Path]
     try:
         if _archive_kind(path) == "zip":
             with zipfile.ZipFile(path) as zf:
-                for info, member in _zip_members(zf):
+                for info, member in _zip_members(zf, _Totals(path, limits)):
                     count += 1
                     if count > limits.max_members:
                         raise ArchiveError(path.name, "the archive holds too many entries")
@@ -248,5 +268,5 @@ def extract_archive(path: Path, dest: Path, limits: ArchiveLimits) -> list[Path]
     except FileExistsError as exc:
         raise ArchiveError(path.name, f"the archive holds the same file twice ({Path(exc.filename).name})") from exc
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
-        raise ArchiveError(path.name, f"the archive is damaged or truncated ({exc})") from exc
+        raise _damaged(path, exc) from exc
     return files

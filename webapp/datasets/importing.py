@@ -9,9 +9,9 @@ Steps:
 1. Gather: an archive is checked from its directory, then stream-extracted with caps
    (``archives``); its ``dataset.json`` is read by ``nasengine.data.dataset.load_dataset``. Single
    files are paired by name (``pair_files``) and described by ``dataset_from_pairs``.
-2. Check every case: header checks first (size cap, dims, dtype, affine, image/label agreement),
-   then data (truncation, NaN/Inf, label values declared) with ``load_checked_case``; all
-   problems are collected. A preview PNG is drawn from the data already read.
+2. Check every case: header checks first (size cap, dims, dtype, affine, image/label agreement,
+   header size), then data (truncation, NaN/Inf, label values declared) with
+   ``load_checked_case``, then that nothing follows the voxel data; all problems are collected. A preview PNG is drawn from the data already read.
 3. Store: each file is copied with its identifying header text cleared
    (``nasengine.data.io.clear_header_text``) to ``imagesTr/case_0001.nii.gz`` etc. and a fresh
    ``dataset.json`` is written: the stored dataset is an MSD folder the engine can read.
@@ -19,12 +19,17 @@ Steps:
 """
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
 import shutil
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import nibabel as nib
+import numpy as np
 
 from nasengine.data.checks import load_checked_case
 from nasengine.data.dataset import DatasetSpec, dataset_from_pairs, load_dataset, normalise_labels
@@ -46,6 +51,11 @@ PAIRING_RULE = (
     "case1.nii.gz goes with case1_seg.nii.gz."
 )
 MAX_PROBLEMS = 100
+#: Largest header plus extensions accepted (extensions may hold a DICOM header: tens of KB).
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+CHUNK = 1 << 20
+#: Largest dataset.json read (the Decathlon's biggest is a few hundred KB); it is parsed in memory.
+MAX_DATASET_JSON_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,55 @@ def pair_files(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[dict]]:
     return pairs, problems
 
 
+def _data_extent(path: Path) -> tuple[int, int]:
+    """(offset of the voxel data, offset where it ends) as the header says; reads the header only."""
+    image = nib.load(str(path))
+    offset = int(image.dataobj.offset)
+    n_bytes = int(np.prod(image.shape, dtype=np.int64)) * image.get_data_dtype().itemsize
+    return offset, offset + n_bytes
+
+
+def check_header_size(path: Path) -> None:
+    """Refuse a header whose extensions are huge: storing the file copies them through memory."""
+    offset, _ = _data_extent(path)
+    if offset > MAX_HEADER_BYTES:
+        raise DataError(
+            path,
+            f"the header and its extensions take {offset:,} bytes, more than the limit of "
+            f"{MAX_HEADER_BYTES:,}; the header is probably broken",
+        )
+
+
+def check_no_trailing_data(path: Path) -> None:
+    """Refuse bytes after the voxel data the header describes (call once the data checks passed).
+
+    Storing a file copies everything after its header, so trailing bytes would be kept: hidden
+    text nobody checked, or in a .nii.gz a stream of zeros that takes hours to copy (a
+    decompression bomb). Reads at most one byte past the data.
+    """
+    _, end = _data_extent(path)
+    if path.name.lower().endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as stream:
+                remaining = end
+                while remaining > 0:
+                    chunk = stream.read(min(CHUNK, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                extra = bool(stream.read(1))
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+            raise DataError(path, f"the file is truncated or corrupt ({type(exc).__name__})") from exc
+    else:
+        extra = path.stat().st_size > end
+    if extra:
+        raise DataError(
+            path,
+            "the file holds more data after the voxel data than its header describes; "
+            "save it again with a NIfTI tool (e.g. nibabel or ITK-SNAP) and upload that",
+        )
+
+
 def _find_msd_root(folder: Path) -> Path:
     found = sorted(p.parent for p in folder.rglob("dataset.json") if "__MACOSX" not in p.parts)
     if not found:
@@ -187,6 +246,11 @@ def _find_msd_root(folder: Path) -> Path:
         )
     if len(found) > 1:
         raise ImportFailed([problem("dataset.json", "the archive holds more than one dataset.json; upload one dataset per archive")])
+    size = (found[0] / "dataset.json").stat().st_size
+    if size > MAX_DATASET_JSON_BYTES:
+        raise ImportFailed(
+            [problem("dataset.json", f"dataset.json is {size:,} bytes, more than the limit of {MAX_DATASET_JSON_BYTES:,}")]
+        )
     return found[0]
 
 
@@ -245,6 +309,7 @@ def _check_and_preview(spec: DatasetSpec, preview_dir: Path, limits: ImportLimit
                 continue
             try:
                 inspect_nifti(path, max_voxels=limits.max_voxels)
+                check_header_size(path)
             except DataError as error:
                 problems.append(_from_data_error(error))
                 ok = False
@@ -257,6 +322,8 @@ def _check_and_preview(spec: DatasetSpec, preview_dir: Path, limits: ImportLimit
             continue
         try:
             data = load_checked_case(case, spec.labels, n_channels=spec.n_channels, max_voxels=limits.max_voxels)
+            check_no_trailing_data(case.image)
+            check_no_trailing_data(case.label)
         except DataError as error:
             problems.append(_from_data_error(error))
             continue

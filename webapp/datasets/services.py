@@ -16,6 +16,7 @@ from django.utils.text import get_valid_filename
 from webapp.projects.access import require_write
 
 from .archives import ArchiveLimits, is_archive_name
+from .events import dataset_changed
 from .importing import ImportFailed, ImportLimits, nifti_stem, parse_labels, problem, run_import
 from .models import Case, Dataset
 
@@ -181,42 +182,49 @@ def dataset_import_folder(*, project, actor, folder: Path, name: str = "", descr
     return dataset
 
 
-def _remove_files(dataset: Dataset, *, keep_previews: bool = False) -> None:
-    if keep_previews:
-        for folder in (dataset.upload_dir, dataset.work_dir, dataset.msd_dir):
-            shutil.rmtree(folder, ignore_errors=True)
-    else:
-        shutil.rmtree(dataset.root, ignore_errors=True)
+def _fail(dataset_id: int, problems: list[dict], root: Path | None = None) -> Dataset | None:
+    """Mark the dataset invalid with its problems and remove every file it had; return it.
 
-
-def _fail(dataset_id: int, problems: list[dict], root: Path | None = None) -> None:
-    """Mark the dataset invalid with its problems and remove every file it had."""
-    if root is not None:
-        shutil.rmtree(root, ignore_errors=True)
+    A dataset that is ready already (another delivery of the same job finished it) keeps its
+    cases and files: this delivery's failure must not undo that import.
+    """
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
+        if dataset is not None and dataset.status == Status.READY:
+            log.warning("Dataset %s is ready already; a failed duplicate import changes nothing", dataset_id)
+            return dataset
+        if root is None and dataset is not None:
+            root = dataset.root
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
         if dataset is None:  # deleted meanwhile: nothing left to mark
-            return
+            return None
         dataset.cases.all().delete()
-        _remove_files(dataset)
         if dataset.status != Status.INVALID:
             dataset.transition(Status.INVALID, problems=problems)
-    from .events import dataset_changed
-
     dataset_changed(dataset)
+    return dataset
+
+
+def _remove_raw_uploads(dataset: Dataset) -> None:
+    """The raw uploads may carry patient information in their headers: only scrubbed copies stay."""
+    shutil.rmtree(dataset.upload_dir, ignore_errors=True)
+    shutil.rmtree(dataset.work_dir, ignore_errors=True)
 
 
 def dataset_import(*, dataset_id: int) -> Dataset | None:
     """Import an uploaded dataset: all or nothing. Safe to run twice (acks-late redelivery)."""
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
-        if dataset is None or dataset.is_final:
+        if dataset is None:
+            return None
+        if dataset.is_final:
+            if dataset.status == Status.READY:  # a worker died between committing and cleaning up
+                _remove_raw_uploads(dataset)
             return dataset
         if dataset.status == Status.UPLOADED:
             dataset.transition(Status.IMPORTING)
         # status IMPORTING: a redelivered job after a worker died; run_import starts clean.
-    from .events import dataset_changed
-
     dataset_changed(dataset)
     try:
         result = run_import(
@@ -231,12 +239,10 @@ def dataset_import(*, dataset_id: int) -> Dataset | None:
             limits=import_limits(),
         )
     except ImportFailed as failed:
-        _fail(dataset_id, failed.problems, dataset.root)
-        return Dataset.objects.filter(pk=dataset_id).first()
+        return _fail(dataset_id, failed.problems, dataset.root)
     except Exception:
         log.exception("Import of dataset %s failed unexpectedly", dataset_id)
-        _fail(dataset_id, [problem(None, "The import failed because of an internal error; the administrators can find the details in the worker's log.")], dataset.root)
-        return Dataset.objects.filter(pk=dataset_id).first()
+        return _fail(dataset_id, [problem(None, "The import failed because of an internal error; the administrators can find the details in the worker's log.")], dataset.root)
     try:
         with transaction.atomic():
             dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
@@ -273,11 +279,8 @@ def dataset_import(*, dataset_id: int) -> Dataset | None:
             dataset.transition(Status.READY)
     except Exception:
         log.exception("Saving the import of dataset %s failed", dataset_id)
-        _fail(dataset_id, [problem(None, "The import failed while saving its results; nothing was kept.")], dataset.root)
-        return Dataset.objects.filter(pk=dataset_id).first()
-    # The raw uploads may carry patient information in their headers: only scrubbed copies stay.
-    shutil.rmtree(dataset.upload_dir, ignore_errors=True)
-    shutil.rmtree(dataset.work_dir, ignore_errors=True)
+        return _fail(dataset_id, [problem(None, "The import failed while saving its results; nothing was kept.")], dataset.root)
+    _remove_raw_uploads(dataset)
     dataset_changed(dataset)
     return dataset
 
@@ -290,6 +293,13 @@ def dataset_delete(*, dataset: Dataset, actor) -> None:
     stale = timezone.now() - dataset.status_changed_at > STALE_IMPORT
     if dataset.status == Status.IMPORTING and not stale:
         raise ValidationError("The dataset is being imported; wait until it is ready or invalid, then delete it.")
+    dataset_purge(dataset=dataset)
+
+
+@transaction.atomic
+def dataset_purge(*, dataset: Dataset) -> None:
+    """Delete a dataset's rows, then (once that commits) its files. No role check: for the admin
+    and housekeeping; users go through ``dataset_delete``."""
     root = dataset.root
     dataset.delete()
     transaction.on_commit(lambda: shutil.rmtree(root, ignore_errors=True))

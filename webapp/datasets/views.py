@@ -28,15 +28,12 @@ def dataset_upload(request, project_pk):
     require_write(request.user, project)
     context = {"project": project, "pairing_rule": PAIRING_RULE, "max_upload_bytes": max_upload_bytes()}
     if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)  # files stream to temporary files, up to the cap
         if upload_too_large(request):
             messages.error(request, "The upload is larger than the limit.")
             context["form"] = UploadForm()
             return render(request, "datasets/upload.html", context, status=413)
-        form = UploadForm(request.POST, request.FILES)
-        if upload_too_large(request):
-            form = UploadForm()
-            messages.error(request, "The upload is larger than the limit.")
-        elif form.is_valid():
+        if form.is_valid():
             try:
                 dataset = services.dataset_upload(
                     project=project, actor=request.user, files=request.FILES.getlist("files"),

@@ -29,7 +29,7 @@ def build_reference_supernet(*, channel_mul: float, blocks: int, depths: int, in
     op_costs, edge_costs = op_cost_table(get_space(depths), fr, [patch] * 3)
     return DiNTSSupernet(
         in_channels, out_channels, blocks, depths, f,
-        op_costs=torch.as_tensor(op_costs), edge_costs=torch.as_tensor(edge_costs),
+        op_costs=op_costs, edge_costs=edge_costs,
         sigma=sigma, genotype_stem_filters=fr,
     )
 

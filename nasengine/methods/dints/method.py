@@ -47,12 +47,13 @@ class DiNTSMethod(SearchMethod):
         op_costs, edge_costs = op_cost_table(space, fr, config.patch_size)
         return DiNTSSupernet(
             in_channels, out_channels, config.num_layers, config.num_depths, config.stem_filters,
-            op_costs=torch.as_tensor(op_costs), edge_costs=torch.as_tensor(edge_costs),
+            op_costs=op_costs, edge_costs=edge_costs,
             sigma=config.sigma, topology_weight=config.topology_weight,
             alpha_init=(config.alpha_init_mean, config.alpha_init_std),
             edge_init=(config.edge_init_mean, config.edge_init_std),
             channels_last=config.channels_last,
             genotype_stem_filters=fr,
+            genotype_patch_size=list(config.patch_size),
             genotype_meta={"divisor": 2**config.num_depths, "sigma": config.sigma,
                            "search_stem_filters": config.stem_filters,
                            "channel_multiplier": config.retrain_channel_multiplier},

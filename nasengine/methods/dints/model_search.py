@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -84,8 +85,8 @@ class MixedNode(nn.Module):
         self.p3d_b = nn.ParameterList([torch.cat([_conv_weight(c, c, k1) for _ in range(n)]) for _, k1 in _P3D])
         # InstanceNorm affine of (op, edge): [4 ops, n edges, c]
         self.gamma = nn.Parameter(torch.ones(4, n, c))
-        self.channels_last = False
         self.beta = nn.Parameter(torch.zeros(4, n, c))
+        self.channels_last = False  # set by the supernet
 
     def forward(self, xs: list[torch.Tensor], w: torch.Tensor) -> torch.Tensor:
         n, c = self.n, self.c
@@ -93,7 +94,12 @@ class MixedNode(nn.Module):
         if self.channels_last:  # oneDNN's channels-last grouped convs are 2-4x faster on CPU
             x = x.contiguous(memory_format=torch.channels_last_3d)
         r = F.relu(x)
-        ys = [F.conv3d(r, self.conv3, padding=1, groups=n)]
+        if x.device.type == "cpu" and math.prod(x.shape[2:]) <= 8:
+            # 2x2x2 features with many channels: PyTorch's im2col path beats oneDNN's grouped conv
+            ys = [torch.cat([F.conv3d(r[:, k * c:(k + 1) * c], self.conv3[k * c:(k + 1) * c], padding=1)
+                             for k in range(n)], dim=1)]
+        else:
+            ys = [F.conv3d(r, self.conv3, padding=1, groups=n)]
         for (k0, k1), wa, wb in zip(_P3D, self.p3d_a, self.p3d_b):
             mid = F.conv3d(r, wa, padding=tuple(k // 2 for k in k0), groups=n)
             ys.append(F.conv3d(mid, wb, padding=tuple(k // 2 for k in k1), dilation=fast_dilation(k1), groups=n))
@@ -148,8 +154,8 @@ class DiNTSSupernet(nn.Module):
         num_depths: int,
         stem_filters: int,
         *,
-        op_costs: torch.Tensor | None = None,
-        edge_costs: torch.Tensor | None = None,
+        op_costs=None,
+        edge_costs=None,
         sigma: float = 0.8,
         topology_weight: float = 0.001,
         alpha_init: tuple[float, float] = (1.0, 0.01),
@@ -157,6 +163,7 @@ class DiNTSSupernet(nn.Module):
         channels_last: bool = False,
         genotype_stem_filters: int | None = None,
         genotype_meta: dict | None = None,
+        genotype_patch_size: list[int] | None = None,
     ):
         super().__init__()
         self.space = space = get_space(num_depths)
@@ -168,6 +175,7 @@ class DiNTSSupernet(nn.Module):
         self.channels_last = channels_last
         self.genotype_stem_filters = int(genotype_stem_filters or stem_filters)
         self.genotype_meta = dict(genotype_meta or {})
+        self.genotype_patch_size = list(genotype_patch_size) if genotype_patch_size else None
         self.stems = nn.ModuleList(Stem(in_channels, ch[d], 2 ** (d + 1)) for d in range(num_depths))
         self.layers = nn.ModuleList(
             nn.ModuleList(MixedNode(space, d, ch) for d in range(num_depths)) for _ in range(num_layers)
@@ -183,9 +191,14 @@ class DiNTSSupernet(nn.Module):
         self.register_buffer("f_in", torch.from_numpy(space.f_in_matrix), persistent=False)
         self.register_buffer("f_out", torch.from_numpy(space.f_out_matrix), persistent=False)
         if op_costs is None:
-            op_costs = torch.zeros(space.E, self.N)
+            op_costs = np.zeros((space.E, self.N))
         if edge_costs is None:
-            edge_costs = torch.zeros(space.E)
+            edge_costs = np.zeros(space.E)
+        if isinstance(op_costs, torch.Tensor):
+            op_costs = op_costs.detach().cpu().numpy()
+        if isinstance(edge_costs, torch.Tensor):
+            edge_costs = edge_costs.detach().cpu().numpy()
+        self.use_memory_loss = bool(np.asarray(op_costs).sum() > 0)  # no costs: no eq. 10
         self.register_buffer("op_costs", torch.as_tensor(op_costs, dtype=torch.float32), persistent=False)
         self.register_buffer("edge_costs", torch.as_tensor(edge_costs, dtype=torch.float32), persistent=False)
         for layer in self.layers:
@@ -239,7 +252,7 @@ class DiNTSSupernet(nn.Module):
             "entropy_eta": losses.entropy_eta(log_eta),
             "topology": self.topology_weight * losses.topology_loss(eta, self.f_in, self.f_out),
         }
-        if float(self.op_costs.sum()) > 0:
+        if self.use_memory_loss:
             out["memory"] = losses.memory_loss(
                 losses.edge_marginals(self.edge_logits), alpha, self.op_costs, self.edge_costs, self.sigma
             )
@@ -264,10 +277,15 @@ class DiNTSSupernet(nn.Module):
         with torch.no_grad():
             marg = losses.edge_marginals(self.edge_logits.detach().double()).cpu().numpy()
             alpha = F.softmax(self.op_logits.detach().double(), -1).cpu().numpy()
-        return discrete_genotype(
+        doc = discrete_genotype(
             dec, self.space, in_channels=self.in_channels, out_channels=self.out_channels,
             stem_filters=self.genotype_stem_filters, marginals=marg, alpha=alpha, meta=self.genotype_meta,
         )
+        if self.genotype_patch_size:
+            from ...genotype import derive_figures
+
+            doc["derived"] = derive_figures(doc, self.genotype_patch_size)
+        return doc
 
     def snapshot(self) -> dict:
         """The continuous architecture (every candidate edge with ``p_e`` and op weights, the

@@ -99,6 +99,7 @@ def test_tiny_search_end_to_end(tmp_path):
     validate(genotype)
     assert genotype["method"] == "dints" and genotype["continuous"] is False
     assert genotype["meta"]["search_stem_filters"] == 2 and genotype["meta"]["stem_filters"] == 4
+    assert genotype["derived"]["patch_size"] == [16, 16, 16] and genotype["derived"]["parameters"] > 0
     types = [e["type"] for e in sink]
     assert "architecture" in types and types[-1] == "finished"
     snaps = sink.of_type("architecture")

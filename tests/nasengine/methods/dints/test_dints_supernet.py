@@ -50,16 +50,17 @@ def test_parameter_groups_partition_the_parameters():
     assert arch | weights == {id(p) for p in net.parameters()}
 
 
-def test_fused_node_equals_per_edge_ops():
-    """Grouped convs + one shared norm give exactly sum_e sum_n w_en op_n(pre_e(x_e))."""
+@pytest.mark.parametrize("level,size,batch", [(1, 8, 2), (1, 8, 1), (2, 2, 1), (2, 2, 2)])
+def test_fused_node_equals_per_edge_ops(level, size, batch):
+    """Grouped convs + one shared norm give exactly sum_e sum_n w_en op_n(pre_e(x_e)) (also on
+    2x2x2 features, where the 3x3x3 convs run per edge)."""
     net = tiny()
-    node = net.layers[0][1]  # level 1: down, same and up edges
-    assert node.n == 3
+    node = net.layers[0][level]
     ch = net.channels
-    xs = [torch.randn(2, ch[net.space.edges[e].source], *([8 // 2 ** net.space.edges[e].source] * 3))
-          for e in node.edge_range]
-    w = torch.rand(3, 5)
-    ref = sum(node.edge_output(k, xs[k], w[k]) for k in range(3))
+    edges = [net.space.edges[e] for e in node.edge_range]
+    xs = [torch.randn(batch, ch[e.source], *([int(size * 2.0 ** (level - e.source))] * 3)) for e in edges]
+    w = torch.rand(node.n, 5)
+    ref = sum(node.edge_output(k, xs[k], w[k]) for k in range(node.n))
     torch.testing.assert_close(node(xs, w), ref, atol=1e-4, rtol=1e-4)
 
 
