@@ -188,22 +188,31 @@ def editor_client(client, make_user, make_project):
 def test_upload_request_errors_answer_400(editor_client, media_root, files, labels, message):
     client, project = editor_client
     uploads = [SimpleUploadedFile(name, data) for name, data in files]
+    before = _stored_folders(media_root)
     response = client.post(f"/api/projects/{project.pk}/datasets/", {"files": uploads, "labels": labels})
     assert response.status_code == 400
     assert message in response.content.decode()
     assert Dataset.objects.count() == 0
-    assert not (media_root / "datasets").exists() or not any((media_root / "datasets").iterdir())
+    assert _stored_folders(media_root) == before
 
 
 @pytest.mark.django_db
-def test_upload_over_the_size_cap_answers_413(editor_client, settings):
+@pytest.mark.parametrize("url", ["/api/projects/{}/datasets/", "/projects/{}/datasets/upload/"])
+def test_upload_over_the_size_cap_answers_413(editor_client, settings, media_root, url):
     client, project = editor_client
     settings.VOXELSEARCH = {**settings.VOXELSEARCH, "MAX_UPLOAD_BYTES": 1000}
+    before = _stored_folders(media_root)
     response = client.post(
-        f"/api/projects/{project.pk}/datasets/", {"files": [SimpleUploadedFile("a.nii.gz", b"x" * 5000)], "labels": "1: a"}
+        url.format(project.pk), {"files": [SimpleUploadedFile("a.nii.gz", b"x" * 5000)], "labels": "1: a"}
     )
     assert response.status_code == 413
+    assert "larger than the limit" in response.content.decode()
     assert Dataset.objects.count() == 0
+    assert _stored_folders(media_root) == before
+
+
+def _stored_folders(media_root: Path) -> set[str]:
+    return {p.name for p in (media_root / "datasets").glob("*")}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -220,6 +229,34 @@ def test_asgi_refuses_an_oversized_body_before_reading_it(editor_client, setting
     sent = asgi_call("POST", url, [cookie, kind], chunks=[b"x" * 1000] * 100)  # chunked: no Content-Length
     assert sent.status == 413 and sent.body_bytes_read <= 11_000
     assert Dataset.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_an_upload_that_fails_while_storing_leaves_no_files(editor_client, settings, media_root, tmp_path, monkeypatch):
+    """Disk full while the second file is moved into place: no dataset, no stored file, no
+    temporary upload file is left."""
+    client, project = editor_client
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "incoming")
+    (tmp_path / "incoming").mkdir()
+    real_move = services.file_move_safe
+    moves = []
+
+    def disk_full_on_second_move(source, target, **kwargs):
+        moves.append(target)
+        if len(moves) == 2:
+            raise OSError(28, "No space left on device")
+        return real_move(source, target, **kwargs)
+
+    monkeypatch.setattr(services, "file_move_safe", disk_full_on_second_move)
+    before = _stored_folders(media_root)
+    client.raise_request_exception = False
+    image, label = corpus.good_pair(tmp_path, "a")
+    with open(image, "rb") as a, open(label, "rb") as b:
+        response = client.post(f"/api/projects/{project.pk}/datasets/", {"files": [a, b], "labels": "1: a, 2: b"})
+    assert response.status_code == 500 and len(moves) == 2
+    assert Dataset.objects.count() == 0
+    assert _stored_folders(media_root) == before
+    assert list((tmp_path / "incoming").iterdir()) == []
 
 
 @pytest.mark.django_db
@@ -260,6 +297,52 @@ def test_upload_page_without_javascript_creates_the_dataset(editor_client, tmp_p
     assert sorted(p.name for p in dataset.upload_dir.iterdir()) == ["p1.nii.gz", "p1_seg.nii.gz"]
     page = client.get(response["Location"]).content.decode()
     assert 'data-status="uploaded"' in page and "dataset-status.js" in page
+
+
+@pytest.mark.django_db
+def test_the_import_is_queued_only_once_the_upload_commits(make_user, make_project, tmp_path, django_capture_on_commit_callbacks):
+    """The job is sent on commit (a worker must find the row); the real send is covered by
+    test_web_import, which runs the job in a worker."""
+    user = make_user()
+    uploads = [SimpleUploadedFile(p.name, p.read_bytes()) for p in corpus.good_pair(tmp_path, "a")]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.dataset_upload(project=make_project(user), actor=user, files=uploads, labels="1: a, 2: b")
+    assert [c.__qualname__ for c in callbacks] == ["enqueue_on_commit.<locals>.send"]
+
+
+@pytest.fixture
+def broker_down():
+    """Point Celery at a port where no Redis listens (a real connection failure)."""
+    from webapp.celery import app
+
+    def reset_pools():
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    url, timeout = app.conf.broker_url, app.conf.broker_connection_timeout
+    reset_pools()
+    app.conf.broker_url, app.conf.broker_connection_timeout = "redis://127.0.0.1:9/0", 0.5
+    try:
+        yield
+    finally:
+        reset_pools()
+        app.conf.broker_url, app.conf.broker_connection_timeout = url, timeout
+
+
+@pytest.mark.django_db
+def test_an_upload_whose_job_cannot_be_queued_becomes_invalid(
+    make_user, make_project, tmp_path, broker_down, django_capture_on_commit_callbacks
+):
+    user = make_user()
+    uploads = [SimpleUploadedFile(p.name, p.read_bytes()) for p in corpus.good_pair(tmp_path, "a")]
+    with django_capture_on_commit_callbacks(execute=True):
+        dataset = services.dataset_upload(project=make_project(user), actor=user, files=uploads, labels="1: a, 2: b")
+    dataset.refresh_from_db()
+    assert dataset.status == S.INVALID
+    assert "task queue (Redis) is not reachable" in dataset.problems[0]["problem"]
+    assert not dataset.root.exists()
 
 
 @pytest.mark.django_db
@@ -311,6 +394,50 @@ def test_a_failing_duplicate_delivery_leaves_a_finished_import_alone(make_user, 
 
 
 @pytest.mark.django_db
+def test_two_deliveries_that_both_finish_store_the_cases_once(make_user, make_project, tmp_path, monkeypatch, caplog):
+    user = make_user()
+    uploads = [SimpleUploadedFile(p.name, p.read_bytes()) for p in corpus.good_pair(tmp_path, "a")]
+    dataset = services.dataset_upload(project=make_project(user), actor=user, files=uploads, labels="1: organ, 2: lesion")
+    real_run_import = services.run_import
+
+    def other_delivery_finishes_first(**kwargs):
+        result = real_run_import(**kwargs)
+        monkeypatch.setattr(services, "run_import", real_run_import)
+        assert services.dataset_import(dataset_id=dataset.pk).status == S.READY
+        return result
+
+    monkeypatch.setattr(services, "run_import", other_delivery_finishes_first)
+    with caplog.at_level("ERROR"):
+        result = services.dataset_import(dataset_id=dataset.pk)
+    assert result.status == S.READY and result.cases.count() == 1
+    assert result.cases.get().image_file.is_file()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("lost_workers,status", [(1, S.READY), (3, S.INVALID)])
+def test_a_job_that_keeps_killing_its_worker_is_given_up(make_user, make_project, tmp_path, lost_workers, status):
+    """With acks late and reject-on-worker-lost, a job whose worker dies (e.g. out of memory) is
+    delivered again. After a lost worker it is retried from a clean start; after three, it is
+    given up with a reason instead of coming back for ever."""
+    user = make_user()
+    uploads = [SimpleUploadedFile(p.name, p.read_bytes()) for p in corpus.good_pair(tmp_path, "a")]
+    dataset = services.dataset_upload(project=make_project(user), actor=user, files=uploads, labels="1: organ, 2: lesion")
+    dataset.transition(S.IMPORTING)  # what the lost deliveries did, before their workers died
+    Dataset.objects.filter(pk=dataset.pk).update(import_attempts=lost_workers)
+    (dataset.msd_dir / "imagesTr").mkdir(parents=True)
+    (dataset.msd_dir / "imagesTr" / "case_0007.nii.gz").write_bytes(b"half written")
+    result = services.dataset_import(dataset_id=dataset.pk)
+    assert result.status == status
+    if status == S.READY:
+        assert result.cases.count() == 1
+        assert sorted(p.name for p in (dataset.msd_dir / "imagesTr").iterdir()) == ["case_0001.nii.gz"]
+    else:
+        assert "stopped without finishing 3 times" in result.problems[0]["problem"]
+        assert result.cases.count() == 0 and not dataset.root.exists()
+
+
+@pytest.mark.django_db
 def test_delete_refused_while_importing(make_user, make_project):
     user = make_user()
     dataset = Dataset.objects.create(project=make_project(user), name="d", source="files")
@@ -341,6 +468,27 @@ def test_multichannel_nifti_files_import(make_user, make_project, tmp_path):
     case = dataset.cases.get()
     assert case.n_channels == 3 and case.shape == [*corpus.SHAPE, 3]
     assert len(dataset.fingerprint["intensity"]) == 3
+
+
+@pytest.mark.django_db
+def test_affine_tolerance_and_non_finite_images(make_user, make_project, tmp_path):
+    """Float32 header rounding (1e-5 mm) between image and label is accepted; an image with an
+    infinite voxel is refused."""
+    import numpy as np
+
+    user = make_user()
+    project = make_project(user)
+    image, label = corpus.case_arrays(0)
+    near = [
+        corpus.write_nifti(tmp_path / "near.nii.gz", image),
+        corpus.write_nifti(tmp_path / "near_seg.nii.gz", label, corpus.affine(origin=(-10.0, 20.00001, 5.0))),
+    ]
+    assert _upload_and_import(user, project, near).status == S.READY
+    image[1, 2, 3] = np.inf
+    spoilt = [corpus.write_nifti(tmp_path / "inf.nii.gz", image), corpus.write_nifti(tmp_path / "inf_seg.nii.gz", label)]
+    dataset = _upload_and_import(user, project, spoilt)
+    assert dataset.status == S.INVALID and not dataset.root.exists()
+    assert dataset.problems[0]["file"] == "inf.nii.gz" and "infinite" in dataset.problems[0]["problem"]
 
 
 @pytest.mark.django_db

@@ -124,6 +124,19 @@ def test_other_projects_objects_answer_404(client, world, name, method, template
     client.force_login(world["outsider"])
     response = _call(client, method, template.format(**world["ids"]))
     assert response.status_code == 404, (name, method, response.status_code)
+    _assert_unchanged(world)
+
+
+def _assert_unchanged(world):
+    """Nothing an outsider, anonymous user or viewer sent changed the project."""
+    ids = world["ids"]
+    assert Project.objects.filter(pk=ids["project"], name="Private").exists()
+    assert Dataset.objects.filter(pk=ids["dataset"], name="D", project_id=ids["project"]).exists()
+    assert Case.objects.filter(pk=ids["case"]).exists() and world["dataset"].root.exists()
+    assert sorted(Membership.objects.filter(project_id=ids["project"]).values_list("user__username", "role")) == [
+        ("editor", "editor"), ("owner", "owner"), ("viewer", "viewer"),
+    ]
+    assert Dataset.objects.count() == 1
 
 
 @pytest.mark.parametrize("name,method,template,kind,access", [r for r in ROUTES if r[4] != "public"], ids=lambda v: str(v))
@@ -134,6 +147,7 @@ def test_anonymous_is_sent_to_sign_in_or_gets_401(client, world, name, method, t
         assert response["Location"].startswith("/accounts/login/")
     else:
         assert response.status_code == 401, (name, method, response.status_code)
+    _assert_unchanged(world)
 
 
 @pytest.mark.parametrize("name,method,template,kind,access", [r for r in _object_routes() if r[4] != "read"], ids=lambda v: str(v))
@@ -141,8 +155,7 @@ def test_viewers_cannot_write(client, world, name, method, template, kind, acces
     client.force_login(world["viewer"])
     response = _call(client, method, template.format(**world["ids"]))
     assert response.status_code == 403, (name, method, response.status_code)
-    assert Dataset.objects.filter(pk=world["ids"]["dataset"]).exists()
-    assert Membership.objects.filter(pk=world["ids"]["owner_membership"], role="owner").exists()
+    _assert_unchanged(world)
 
 
 @pytest.mark.parametrize("name,method,template,kind,access", [r for r in _object_routes() if r[4] == "owner"], ids=lambda v: str(v))
@@ -300,3 +313,34 @@ def test_websocket_refuses_outsiders_and_anonymous(world):
     assert _ws_status(world["outsider"], dataset_id) == ("closed", 4403)
     assert _ws_status(None, dataset_id) == ("closed", 4403)
     assert _ws_status(world["viewer"], dataset_id, origin=b"http://evil.example")[0] == "refused"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websocket_stops_when_the_user_leaves_the_project(world):
+    """A member removed from the project while connected gets no further status: 4403."""
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from webapp.asgi import application
+    from webapp.datasets.events import dataset_changed
+
+    c = Client()
+    c.force_login(world["viewer"])
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={c.cookies['sessionid'].value}".encode())]
+    dataset = world["dataset"]
+
+    async def run():
+        communicator = WebsocketCommunicator(application, f"/ws/datasets/{dataset.pk}/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        assert (await communicator.receive_json_from(timeout=5))["dataset"]["status"] == "ready"
+        from channels.db import database_sync_to_async
+
+        await database_sync_to_async(Membership.objects.filter(project_id=dataset.project_id, user=world["viewer"]).delete)()
+        await database_sync_to_async(dataset_changed)(dataset)
+        message = await communicator.receive_output(timeout=5)
+        await communicator.wait()
+        return message
+
+    message = async_to_sync(run)()
+    assert message == {"type": "websocket.close", "code": 4403}

@@ -1,4 +1,7 @@
 """Projects, members and roles through pages, API and services."""
+import json
+from urllib.parse import urlencode
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -113,3 +116,23 @@ def test_api_token_page(client, make_user):
     assert 'id="no-token"' in client.get("/accounts/token/").content.decode()
     page = client.post("/accounts/token/", follow=True).content.decode()
     assert 'id="api-token"' in page
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_api_bodies_over_the_memory_cap_are_refused_before_parsing(client, make_user, make_project, settings, content_type):
+    """JSON and form bodies are parsed in memory: over DATA_UPLOAD_MAX_MEMORY_SIZE they are
+    refused (400) before parsing, signed in or not (the token route is public)."""
+    owner = make_user("owner", password="owner-pass-1")
+    project = make_project(owner, name="Kept")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    big = "x" * 20_000
+    body = json.dumps({"name": big}) if content_type == "application/json" else urlencode({"name": big})
+    token = json.dumps({"username": "owner", "password": "owner-pass-1", "pad": big})
+    if content_type != "application/json":
+        token = urlencode({"username": "owner", "password": "owner-pass-1", "pad": big})
+    assert client.post("/api/auth/token/", token, content_type=content_type).status_code == 400
+    client.force_login(owner)
+    for method, url in (("patch", f"/api/projects/{project.pk}/"), ("post", "/api/projects/"), ("post", f"/api/projects/{project.pk}/members/")):
+        response = getattr(client, method)(url, body, content_type=content_type)
+        assert response.status_code == 400 and b"token" not in response.content, (method, url, response.status_code)
+    assert list(Project.objects.values_list("name", flat=True)) == ["Kept"]

@@ -12,14 +12,11 @@ import json
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+from django.template.defaultfilters import filesizeformat
 
 
 def max_upload_bytes() -> int:
     return int(settings.VOXELSEARCH["MAX_UPLOAD_BYTES"])
-
-
-class UploadTooLarge(Exception):
-    pass
 
 
 class CappedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
@@ -85,7 +82,7 @@ class RequestBodyLimit:
 
 
 async def _too_large(send, limit: int) -> None:
-    body = json.dumps({"detail": f"The upload is larger than the limit of {limit // (1024 * 1024):,} MB."}).encode()
+    body = json.dumps({"detail": f"The upload is larger than the limit of {filesizeformat(limit)}."}).encode()
     await send(
         {
             "type": "http.response.start",

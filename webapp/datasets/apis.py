@@ -1,5 +1,5 @@
 """REST API for datasets and cases."""
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -147,8 +147,5 @@ class CaseDetailApi(APIView):
 class CasePreviewApi(APIView):
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
     def get(self, request, pk, case_pk):
-        case = selectors.case_get(user=request.user, dataset_pk=pk, pk=case_pk)
-        path = case.preview_file
-        if path is None or not path.is_file():
-            raise Http404("No preview.")
+        path = selectors.case_preview_get(user=request.user, dataset_pk=pk, pk=case_pk)
         return FileResponse(open(path, "rb"), content_type="image/png")

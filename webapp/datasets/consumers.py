@@ -1,7 +1,8 @@
 """WebSocket: ``/ws/datasets/<id>/`` streams the dataset's status while it imports.
 
-Authenticated by the session (AuthMiddlewareStack) and project-checked: a user who may not see
-the dataset (anonymous, or not a member of its project) is closed with code 4403.
+Authenticated by the session (AuthMiddlewareStack) and project-checked, on connecting and again
+for every message: a user who may not see the dataset (anonymous, not or no longer a member of
+its project) is closed with code 4403.
 """
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -34,4 +35,9 @@ class DatasetStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def dataset_status(self, event):
+        # Access is checked again: a member removed from the project meanwhile hears no more.
+        user = self.scope["user"]
+        if await database_sync_to_async(dataset_get_or_none)(user=user, pk=event["dataset"]["id"]) is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         await self.send_json({"type": "status", "dataset": event["dataset"]})

@@ -11,7 +11,8 @@ Steps:
    files are paired by name (``pair_files``) and described by ``dataset_from_pairs``.
 2. Check every case: header checks first (size cap, dims, dtype, affine, image/label agreement,
    header size), then data (truncation, NaN/Inf, label values declared) with
-   ``load_checked_case``, then that nothing follows the voxel data; all problems are collected. A preview PNG is drawn from the data already read.
+   ``load_checked_case``, then that nothing follows the voxel data; all problems are collected.
+   A preview PNG is drawn from the data already read.
 3. Store: each file is copied with its identifying header text cleared
    (``nasengine.data.io.clear_header_text``) to ``imagesTr/case_0001.nii.gz`` etc. and a fresh
    ``dataset.json`` is written: the stored dataset is an MSD folder the engine can read.

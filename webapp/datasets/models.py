@@ -58,6 +58,8 @@ class Dataset(models.Model):
     upload_bytes = models.BigIntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
     num_cases = models.PositiveIntegerField(default=0)
+    #: How many times an import job started on this dataset (a redelivered job counts again).
+    import_attempts = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,4 +1,6 @@
 """Reads for datasets and cases. Every read goes through project membership."""
+from pathlib import Path
+
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -33,3 +35,11 @@ def case_list(*, dataset: Dataset) -> QuerySet[Case]:
 def case_get(*, user, dataset_pk, pk) -> Case:
     dataset = dataset_get(user=user, pk=dataset_pk)
     return get_for_user(Case.objects.filter(dataset=dataset), user, pk, project_path="dataset__project")
+
+
+def case_preview_get(*, user, dataset_pk, pk) -> Path:
+    """The preview PNG of a case the user may see, else Http404."""
+    path = case_get(user=user, dataset_pk=dataset_pk, pk=pk).preview_file
+    if path is None or not path.is_file():
+        raise Http404("No preview.")
+    return path

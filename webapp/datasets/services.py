@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from webapp.common.tasks import enqueue_on_commit
 from webapp.projects.access import require_write
 
 from .archives import ArchiveLimits, is_archive_name
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 Status = Dataset.Status
 #: An import that has been "importing" this long is taken to be dead: the dataset may be deleted.
 STALE_IMPORT = timedelta(hours=1)
+#: A job redelivered this often has killed its worker each time (e.g. out of memory): with acks
+#: late and reject-on-worker-lost it would otherwise come back for ever and block the queue.
+MAX_IMPORT_ATTEMPTS = 3
 MODALITIES = ("CT", "MR", "PET", "US", "other")
 
 
@@ -142,14 +146,8 @@ def _queue_import(dataset_id: int) -> None:
     dataset becomes invalid with a clear reason rather than waiting forever."""
     from .tasks import import_dataset
 
-    def send():
-        try:
-            import_dataset.apply_async(args=(dataset_id,), retry=True, retry_policy={"max_retries": 2})
-        except Exception:
-            log.exception("Could not queue the import of dataset %s", dataset_id)
-            _fail(dataset_id, [problem(None, "The import could not be queued because the task queue (Redis) is not reachable. Upload again later.")])
-
-    transaction.on_commit(send)
+    unreachable = problem(None, "The import could not be queued because the task queue (Redis) is not reachable. Upload again later.")
+    enqueue_on_commit(import_dataset, dataset_id, on_error=lambda: _fail(dataset_id, [unreachable]))
 
 
 def dataset_import_folder(*, project, actor, folder: Path, name: str = "", description: str = "", queue: bool = True) -> Dataset:
@@ -222,9 +220,16 @@ def dataset_import(*, dataset_id: int) -> Dataset | None:
             if dataset.status == Status.READY:  # a worker died between committing and cleaning up
                 _remove_raw_uploads(dataset)
             return dataset
+        dataset.import_attempts += 1
+        dataset.save(update_fields=["import_attempts"])
         if dataset.status == Status.UPLOADED:
             dataset.transition(Status.IMPORTING)
         # status IMPORTING: a redelivered job after a worker died; run_import starts clean.
+    if dataset.import_attempts > MAX_IMPORT_ATTEMPTS:
+        return _fail(dataset_id, [problem(None, (
+            f"The import stopped without finishing {MAX_IMPORT_ATTEMPTS} times (the worker was lost, "
+            "for example because it ran out of memory). Try smaller volumes or ask the administrators."
+        ))])
     dataset_changed(dataset)
     try:
         result = run_import(
@@ -246,6 +251,8 @@ def dataset_import(*, dataset_id: int) -> Dataset | None:
     try:
         with transaction.atomic():
             dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
+            if dataset.status == Status.READY:  # another delivery of this job finished first
+                return dataset
             media = Path(settings.MEDIA_ROOT)
             Case.objects.bulk_create(
                 Case(

@@ -2,13 +2,14 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from webapp.common.uploads import max_upload_bytes, upload_too_large
 from webapp.common.views import add_validation_errors
 from webapp.projects.access import require_write, role_of
+from webapp.projects.models import WRITE_ROLES
 from webapp.projects.selectors import project_get
 
 from . import selectors, services
@@ -62,7 +63,7 @@ def dataset_detail(request, pk):
         {
             "dataset": dataset,
             "project": dataset.project,
-            "can_write": role in ("owner", "editor"),
+            "can_write": role in WRITE_ROLES,
             "cases": selectors.case_list(dataset=dataset),
             "fingerprint": fingerprint,
             "class_fractions": [
@@ -91,10 +92,7 @@ def dataset_delete(request, pk):
 
 @login_required
 def case_preview(request, pk, case_pk):
-    case = selectors.case_get(user=request.user, dataset_pk=pk, pk=case_pk)
-    path = case.preview_file
-    if path is None or not path.is_file():
-        raise Http404("No preview.")
+    path = selectors.case_preview_get(user=request.user, dataset_pk=pk, pk=case_pk)
     response = FileResponse(open(path, "rb"), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response

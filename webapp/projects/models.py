@@ -45,13 +45,5 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.project} ({self.role})"
 
-    @property
-    def can_write(self) -> bool:
-        return self.role in WRITE_ROLES
-
-    @property
-    def is_owner(self) -> bool:
-        return self.role == self.Role.OWNER
-
 
 WRITE_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.EDITOR})

@@ -10,7 +10,7 @@ from webapp.common.views import add_validation_errors
 from . import selectors, services
 from .access import require_owner
 from .forms import InviteForm, ProjectForm, RoleForm
-from .models import Membership
+from .models import WRITE_ROLES, Membership
 
 
 @login_required
@@ -40,8 +40,8 @@ def project_detail(request, pk):
         {
             "project": project,
             "role": project.user_role,
-            "can_write": project.user_role in ("owner", "editor"),
-            "is_owner": project.user_role == "owner",
+            "can_write": project.user_role in WRITE_ROLES,
+            "is_owner": project.user_role == Membership.Role.OWNER,
             "datasets": dataset_list(user=request.user, project=project),
             "members": selectors.member_list(project=project),
             "invite_form": InviteForm(),
