@@ -10,6 +10,10 @@ storage counted once). They follow what PyTorch 2.x saves:
 - Trilinear interpolation, concatenation, addition and the identity save nothing.
 - Average pooling saves its input only when the input requires grad (the image does not).
 
+Exception: on CPU at batch size 1, ``head_up``/``head_out`` split volumes of depth >= 16 into two
+halo slabs (a speed-up); their ReLU output then holds ``1 + 4/depth`` times the bytes counted here
+(under 2% of a whole network).
+
 ``spatial_shape`` is always the op's INPUT spatial shape; ``OpSpec.out_shape`` gives the output.
 FLOPs count 2 per multiply-accumulate of every convolution (norms, ReLUs, resampling ignored).
 """

@@ -183,6 +183,7 @@ def editor_client(client, make_user, make_project):
         ([("a.zip", b"PK"), ("b.nii.gz", b"x")], "1: a", "either NIfTI files or one archive"),
         ([("notes.txt", b"x")], "1: a", "Only .nii, .nii.gz, .zip and .tar.gz"),
         ([("a.nii.gz", b"x"), ("a_seg.nii.gz", b"x")], "liver", "Cannot read the class"),
+        ([("a" * 210 + ".nii.gz", b"x"), ("a" * 210 + "_seg.nii.gz", b"x")], "1: a", "is longer than 200 characters"),
     ],
 )
 def test_upload_request_errors_answer_400(editor_client, media_root, files, labels, message):

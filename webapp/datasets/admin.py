@@ -17,7 +17,7 @@ class DatasetAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "status", "num_cases", "created_at"]
     list_filter = ["status", "source"]
     search_fields = ["name", "project__name"]
-    readonly_fields = ["status", "storage_key", "fingerprint", "problems", "status_changed_at"]
+    readonly_fields = ["status", "storage_key", "fingerprint", "problems", "status_changed_at", "import_attempts"]
     inlines = [CaseInline]
 
     def has_add_permission(self, request):  # datasets come in through the upload and import

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files.move import file_move_safe
 from django.db import transaction
 from django.utils import timezone
@@ -45,12 +45,21 @@ def import_limits() -> ImportLimits:
     )
 
 
+MAX_NAME_LENGTH = 200
+
+
 def _safe_upload_name(name: str) -> str:
     base = Path((name or "").replace("\\", "/")).name
-    cleaned = get_valid_filename(base) if base else ""
-    if not cleaned or cleaned in {".", ".."}:
+    try:
+        cleaned = get_valid_filename(base)
+    except SuspiciousFileOperation:  # nothing usable left, e.g. "***" or ".."
+        cleaned = ""
+    if not cleaned:
         raise ValidationError({"files": f"The file name {name!r} cannot be used."})
-    return cleaned[:200]
+    if len(cleaned) > MAX_NAME_LENGTH:
+        # Cutting it would cut the suffix (.nii.gz) or the _seg that pairs a label with its image.
+        raise ValidationError({"files": f"The file name {name[:40]!r}… is longer than {MAX_NAME_LENGTH} characters; rename it."})
+    return cleaned
 
 
 def _store_upload(uploaded, target: Path) -> int:

@@ -13,7 +13,15 @@ Speed and memory (the reason this is not MONAI's code):
 - All edges into one feature node share one ReLU and run as grouped convolutions (one conv call
   per kernel shape for the 2-3 edges of the node) and one InstanceNorm over all their op
   outputs; the weighted sum is a reshape + sum. Grouped convolutions also take oneDNN's fast
-  path on CPU at batch size 1.
+  path on CPU at batch size 1 (PyTorch's reference kernel is several times slower there).
+- CPU kernel selection: 3x1x1 kernels get a no-op dilation (:func:`fast_dilation`) so that they
+  leave the slow reference path; on 2x2x2 features the 3x3x3 convs run per edge (im2col beats
+  oneDNN there); the head's full-resolution convs split batch-1 volumes into two halo slabs
+  (:class:`nasengine.ops.operations.ReLUConvNorm`).
+
+Choices where the paper is open: edge order and pattern numbering (see :mod:`.space`); the head
+(MONAI's, see :mod:`.genotypes`); instance norms are affine; ``alpha ~ N(1, 0.01)`` and
+``p_e`` logits ``~ N(0, 0.01)`` read 0.01 as the standard deviation (as MONAI does).
 """
 
 from __future__ import annotations
