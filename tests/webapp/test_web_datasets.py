@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 import webcorpus as corpus
-from conftest import asgi_call
+from webtesting import asgi_call
 from webapp.datasets import archives, importing, services
 from webapp.datasets.models import Dataset, IllegalTransition
 

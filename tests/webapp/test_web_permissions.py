@@ -224,7 +224,7 @@ def test_media_files_have_no_url(client, world, settings):
     a media URL, nor through the static files the ASGI application serves."""
     from django.core.exceptions import SuspiciousFileOperation
 
-    from conftest import asgi_call
+    from webtesting import asgi_call
 
     client.force_login(world["owner"])
     cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())

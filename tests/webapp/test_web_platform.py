@@ -150,7 +150,7 @@ def test_live_server_signs_in_serves_static_and_pushes_status_over_websocket(
     dataset_changed(dataset)
     assert ws.recv_json()["dataset"]["status"] == "importing"
 
-    from conftest import WebSocketClosed
+    from webtesting import WebSocketClosed
 
     stranger = ws_connect(f"{asgi_live_server.ws_url}/ws/datasets/{dataset.pk}/", cookies=session_cookie(outsider))
     with pytest.raises(WebSocketClosed) as closed:
