@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -228,6 +229,24 @@ def _run_child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _measure_alternating(cfg: BenchConfig, steps: int, repeats: int) -> dict[str, dict]:
+    """Alternate ours/MONAI over ``repeats`` fresh processes and keep the median of each figure,
+    so that load from other processes on a shared machine hits both sides alike."""
+    runs: dict[str, list[dict]] = {"ours": [], "MONAI": []}
+    spec = f"{cfg.channel_mul},{cfg.blocks},{cfg.depths},{cfg.patch}"
+    for _ in range(repeats):
+        for impl in runs:
+            runs[impl].append(_run_child(["--child", f"{impl}:{spec}", "--steps", str(steps)]))
+    medians = {}
+    for impl, rows in runs.items():
+        merged = dict(rows[0])
+        for key, value in rows[0].items():
+            if isinstance(value, (int, float)):
+                merged[key] = statistics.median(row[key] for row in rows)
+        medians[impl] = merged
+    return medians
+
+
 def _mb(n: float) -> str:
     return f"{n / 2**20:.1f} MB"
 
@@ -257,6 +276,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action="append", help="channel_mul,blocks,depths,patch (repeatable)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps of each kind")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="fresh processes per implementation, alternating ours/MONAI; medians are reported")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-memory-check", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -270,10 +291,11 @@ def main() -> None:
         return
 
     configs = [BenchConfig.parse(c) for c in (args.config or DEFAULT_CONFIGS)]
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, steps per measure {args.steps}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {args.steps} timed steps per measure, "
+          f"median of {args.repeats} fresh processes per implementation (alternating)")
     memory_rows = []
     for cfg in configs:
-        results = {impl: _run_child(["--child", f"{impl}:{cfg.channel_mul},{cfg.blocks},{cfg.depths},{cfg.patch}", "--steps", str(args.steps)]) for impl in ("ours", "MONAI")}
+        results = _measure_alternating(cfg, args.steps, args.repeats)
         print_table(cfg, results["ours"], results["MONAI"])
         memory_rows.append((cfg, _run_child(["--child-memory-check", "--config", f"{cfg.channel_mul},{cfg.blocks},{cfg.depths},{cfg.patch}"])))
 
