@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from pathlib import Path
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasengine.events.reporter import plain
+from nasengine.events.reporter import Reporter, plain
+from nasengine.training import checkpoint as ckpt
 
 
 def amp_enabled(requested: bool, device: torch.device) -> bool:
@@ -42,6 +44,23 @@ def memory_usage(device: torch.device) -> tuple[int, str]:
         import resource
 
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "max_rss"
+
+
+def restore_or_start(run: Any, checkpoint_path: Path, resume: bool, reporter: Reporter) -> int | None:
+    """Restore ``run`` (an object with ``restore(state)`` and ``step``) from its checkpoint when
+    resuming, rewinding the reporter to the last event the checkpoint had seen, so the events
+    after it are emitted once more and never twice; otherwise start the event stream afresh.
+
+    Returns:
+        the step the run resumed from, or None for a fresh start.
+    """
+    if resume and checkpoint_path.exists():
+        state = ckpt.load(checkpoint_path)  # CPU; load_state_dict moves to the device
+        run.restore(state)
+        reporter.rewind(int(state["reporter_seq"]))
+        return run.step
+    reporter.rewind(0)
+    return None
 
 
 def batch_to(batch: dict[str, torch.Tensor], device: torch.device

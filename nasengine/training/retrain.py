@@ -21,7 +21,7 @@ from nasengine.device import describe_device, select_device
 from nasengine.events import Cancelled, CancelToken, NullReporter, Reporter, as_cancel_token
 from nasengine.events.types import CANCELLED, CHECKPOINT, FINISHED, RUN_STARTED, STEP, VALIDATION
 from nasengine.training import checkpoint as ckpt
-from nasengine.training.common import (amp_enabled, autocast, batch_to, evaluate_dice,
+from nasengine.training.common import (amp_enabled, restore_or_start, autocast, batch_to, evaluate_dice,
                                        load_loader_state, loader_state, make_scaler,
                                        memory_usage, seed_everything)
 from nasengine.training.losses import DiceCELoss
@@ -172,14 +172,7 @@ def train_network(network: nn.Module, *, train, val_cases: Sequence[Any],
     roi = tuple(int(v) for v in roi_size)
     network.to(device).train()
     run = _Run(network, train, config, device, amp)
-    resumed_from = None
-    if resume and path.exists():
-        state = ckpt.load(path)  # CPU; load_state_dict moves to device
-        run.restore(state)
-        reporter.rewind(int(state["reporter_seq"]))
-        resumed_from = run.step
-    else:
-        reporter.rewind(0)
+    resumed_from = restore_or_start(run, path, resume, reporter)
     total = config.total_steps
     reporter.emit(RUN_STARTED, phase="retrain", total_steps=total,
                   device=describe_device(device), amp=amp, resumed_from_step=resumed_from,

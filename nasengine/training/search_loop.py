@@ -29,7 +29,7 @@ from nasengine.events import Cancelled, CancelToken, NullReporter, Reporter, as_
 from nasengine.events.types import (ARCHITECTURE, CANCELLED, CHECKPOINT, FINISHED, RUN_STARTED,
                                     STEP, VALIDATION)
 from nasengine.training import checkpoint as ckpt
-from nasengine.training.common import (amp_enabled, autocast, batch_to, compact_genotype,
+from nasengine.training.common import (amp_enabled, restore_or_start, autocast, batch_to, compact_genotype,
                                        evaluate_dice, load_loader_state, loader_state,
                                        make_scaler, memory_usage)
 from nasengine.training.losses import DiceCELoss
@@ -231,14 +231,7 @@ def run_bilevel_search(network: nn.Module, *, train1: Iterator[dict[str, torch.T
     network.to(device)
     network.train()
     run = _Run(network, train1, train2, schedule, device, amp)
-    resumed_from = None
-    if resume and checkpoint_path.exists():
-        state = ckpt.load(checkpoint_path)  # CPU; load_state_dict moves to device
-        run.restore(state)
-        reporter.rewind(int(state["reporter_seq"]))
-        resumed_from = run.step
-    else:
-        reporter.rewind(0)
+    resumed_from = restore_or_start(run, checkpoint_path, resume, reporter)
     total = schedule.total_steps
     reporter.emit(RUN_STARTED, phase="search", total_steps=total, device=describe_device(device),
                   amp=amp, resumed_from_step=resumed_from, schedule=config_to_dict(schedule),
