@@ -74,6 +74,9 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.projects",
     "webapp.datasets",
+    "webapp.runs",
+    "webapp.mlmodels",
+    "webapp.predictions",
 ]
 
 MIDDLEWARE = [

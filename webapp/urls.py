@@ -10,6 +10,9 @@ urlpatterns = [
     path("accounts/", include("webapp.accounts.urls")),
     path("projects/", include("webapp.projects.urls")),
     path("", include("webapp.datasets.urls")),
+    path("", include("webapp.runs.urls")),
+    path("", include("webapp.mlmodels.urls")),
+    path("", include("webapp.predictions.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Self-hosted API docs: an ES module renders the OpenAPI schema (no CDN).
     path("api/docs/", login_required(TemplateView.as_view(template_name="api_docs.html")), name="api-docs"),

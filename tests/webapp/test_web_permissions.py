@@ -61,10 +61,57 @@ ROUTES = [
     ("api:dataset-cases", "get", "/api/datasets/{dataset}/cases/", "api", "read"),
     ("api:case", "get", "/api/datasets/{dataset}/cases/{case}/", "api", "read"),
     ("api:case-preview", "get", "/api/datasets/{dataset}/cases/{case}/preview/", "api", "read"),
+    # runs and models (issue 4)
+    ("runs:list", "get", "/projects/{project}/runs/", "page", "read"),
+    ("runs:new", "get", "/datasets/{dataset}/search/", "page", "write"),
+    ("runs:detail", "get", "/runs/{run}/", "page", "read"),
+    ("runs:clone", "get", "/runs/{run}/clone/", "page", "write"),
+    ("runs:cancel", "post", "/runs/{run}/cancel/", "page", "write"),
+    ("runs:retrain", "get", "/runs/{run}/retrain/", "page", "write"),
+    ("runs:architecture", "get", "/runs/{run}/architecture/", "page", "read"),
+    ("runs:genotype", "get", "/runs/{run}/genotype.json", "page", "read"),
+    ("runs:upload-genotype", "get", "/datasets/{dataset}/retrain/", "page", "write"),
+    ("runs:upload-genotype", "post", "/datasets/{dataset}/retrain/", "page", "write"),
+    ("runs:compare", "get", "/projects/{project}/architectures/compare/?a={run}", "page", "read"),
+    ("mlmodels:list", "get", "/models/", "page", "user"),
+    ("mlmodels:detail", "get", "/models/{model}/", "page", "read"),
+    ("mlmodels:bundle", "get", "/models/{model}/bundle.zip", "page", "read"),
+    ("mlmodels:network", "get", "/models/{model}/network", "page", "read"),
+    ("api:methods", "get", "/api/methods/", "api", "user"),
+    ("api:project-runs", "get", "/api/projects/{project}/runs/", "api", "read"),
+    ("api:project-runs", "post", "/api/projects/{project}/runs/", "api", "write"),
+    ("api:dataset-run-defaults", "get", "/api/datasets/{dataset}/run-defaults/", "api", "read"),
+    ("api:dataset-estimate", "post", "/api/datasets/{dataset}/estimate/", "api", "read"),
+    ("api:dataset-retrain", "post", "/api/datasets/{dataset}/retrain/", "api", "write"),
+    ("api:run", "get", "/api/runs/{run}/", "api", "read"),
+    ("api:run-cancel", "post", "/api/runs/{run}/cancel/", "api", "write"),
+    ("api:run-clone", "post", "/api/runs/{run}/clone/", "api", "write"),
+    ("api:run-retrain", "post", "/api/runs/{run}/retrain/", "api", "write"),
+    ("api:run-events", "get", "/api/runs/{run}/events?after=0", "api", "read"),
+    ("api:run-genotype", "get", "/api/runs/{run}/genotype/", "api", "read"),
+    ("api:models", "get", "/api/models/", "api", "user"),
+    ("api:model", "get", "/api/models/{model}/", "api", "read"),
+    ("api:model", "patch", "/api/models/{model}/", "api", "write"),
+    ("api:model-bundle", "get", "/api/models/{model}/bundle.zip", "api", "read"),
+    ("api:model-network", "get", "/api/models/{model}/network", "api", "read"),
+    # predictions (issue 4): viewers read; editors and owners predict and delete
+    ("predictions:list", "get", "/predictions/", "page", "user"),
+    ("predictions:create", "get", "/models/{model}/predict/", "page", "write"),
+    ("predictions:create", "post", "/models/{model}/predict/", "page", "write"),
+    ("predictions:detail", "get", "/predictions/{prediction}/", "page", "read"),
+    ("predictions:input", "get", "/predictions/{prediction}/input.nii.gz", "page", "read"),
+    ("predictions:result", "get", "/predictions/{prediction}/label.nii.gz", "page", "read"),
+    ("predictions:delete", "post", "/predictions/{prediction}/delete/", "page", "write"),
+    ("api:model-infer", "post", "/api/models/{model}/infer", "api", "write"),
+    ("api:model-predictions", "get", "/api/models/{model}/predictions/", "api", "read"),
+    ("api:prediction", "get", "/api/predictions/{prediction}/", "api", "read"),
+    ("api:prediction", "delete", "/api/predictions/{prediction}/", "api", "write"),
+    ("api:prediction-result", "get", "/api/predictions/{prediction}/result", "api", "read"),
+    ("api:prediction-input", "get", "/api/predictions/{prediction}/input", "api", "read"),
 ]
 OBJECT_ACCESS = {"read", "write", "owner"}
 # WebSocket routes, checked in test_websocket_refuses_outsiders_and_anonymous.
-WS_ROUTES = ["ws/datasets/<int:dataset_id>/"]
+WS_ROUTES = ["ws/datasets/<int:dataset_id>/", "ws/runs/<int:run_id>/"]
 # Routes of Django's admin are guarded by the admin itself (staff only), see test_admin_needs_staff.
 EXEMPT_PREFIXES = ("admin/",)
 
@@ -106,6 +153,15 @@ def world(make_user, make_project, media_root):
     case = Case.objects.create(dataset=dataset, case_id="c1", index=1, image_path="x", label_path="y", preview_path=str(rel))
     owner_membership = Membership.objects.get(project=project, user=owner)
     ids = {"project": project.pk, "dataset": dataset.pk, "case": case.pk, "owner_membership": owner_membership.pk}
+    from test_runs_support import make_model, make_run, tiny_genotype  # runs and models (issue 4)
+
+    ids["run"] = make_run(project, dataset, status="succeeded", genotype=tiny_genotype()).pk
+    ids["model"] = make_model(project, dataset, media_root).pk
+    from predictiontesting import make_prediction  # predictions (issue 4)
+
+    from webapp.mlmodels.models import TrainedModel
+
+    ids["prediction"] = make_prediction(TrainedModel.objects.get(pk=ids["model"])).pk
     return {"owner": owner, "editor": editor, "viewer": viewer, "outsider": outsider, "ids": ids, "dataset": dataset}
 
 

@@ -1,0 +1,31 @@
+// Copy the browser modules the pages import from node_modules into static/vendor/ (git-ignored),
+// where Django's static files serve them: no CDN, no bundler.
+//
+//   @niivue/niivue dist/index.js  ->  static/vendor/niivue/niivue.js
+//
+// Run by `npm run build` (scripts/test, scripts/run-demo and the Dockerfile run it after `npm ci`).
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const copies = [
+  { pkg: '@niivue/niivue', from: 'dist/index.js', to: 'static/vendor/niivue/niivue.js' },
+];
+
+for (const { pkg, from, to } of copies) {
+  const pkgDir = join(root, 'node_modules', ...pkg.split('/'));
+  let version;
+  try {
+    version = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')).version;
+  } catch {
+    console.error(`copy-vendor: ${pkg} is not installed; run \`npm ci\` in frontend/ first`);
+    process.exit(1);
+  }
+  const source = join(pkgDir, from);
+  const target = join(root, to);
+  mkdirSync(dirname(target), { recursive: true });
+  copyFileSync(source, target);
+  writeFileSync(`${target}.version`, `${pkg}@${version}\n`);
+  console.log(`copy-vendor: ${pkg}@${version} ${from} -> ${to} (${statSync(target).size} bytes)`);
+}

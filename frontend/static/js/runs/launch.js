@@ -1,0 +1,196 @@
+// Launch form: method + preset + budget + seed and the method's own settings, rendered from the
+// engine's JSON Schema. The memory estimate is fetched as values change and shown against the
+// budget; a configuration that cannot fit is refused (here and by the server).
+import { csrfToken, errorText, getJSON } from '../http.js';
+import { renderSchemaForm } from './schema-form.js';
+
+const GB = 1e9;
+const data = JSON.parse(document.getElementById('launch-data').textContent);
+const form = document.getElementById('launch-form');
+const methodSelect = document.getElementById('launch-method');
+const presetSelect = document.getElementById('launch-preset');
+const budgetInput = document.getElementById('launch-budget');
+const seedInput = document.getElementById('launch-seed');
+const nameInput = document.getElementById('launch-name');
+const schemaBox = document.getElementById('schema-form');
+const estimateText = document.getElementById('estimate-text');
+const estimateFill = document.getElementById('estimate-fill');
+const errorsList = document.getElementById('launch-errors');
+const submit = document.getElementById('launch-submit');
+
+let catalogue = null;
+let schemaForm = null;
+let fits = false;
+let estimateTimer = null;
+let estimateSerial = 0;
+
+const initial = data.initial || {};
+if (initial.gpu_budget_bytes) budgetInput.value = (initial.gpu_budget_bytes / GB).toFixed(3).replace(/\.?0+$/, '');
+if (initial.seed !== undefined) seedInput.value = initial.seed;
+if (initial.name) nameInput.value = initial.name;
+
+function currentMethod() {
+  return data.kind === 'search' ? catalogue.methods.find((m) => m.name === methodSelect.value) : null;
+}
+
+function currentSchema() {
+  return data.kind === 'search' ? currentMethod().schema : catalogue.retrain;
+}
+
+function fillPresets(names, preferred) {
+  presetSelect.innerHTML = '';
+  for (const name of names) {
+    const o = document.createElement('option');
+    o.value = name;
+    o.textContent = name;
+    presetSelect.append(o);
+  }
+  presetSelect.value = names.includes(preferred) ? preferred : (names.includes('tiny') ? 'tiny' : names[0]);
+}
+
+async function loadDefaults(useInitial) {
+  const params = new URLSearchParams({ kind: data.kind, preset: presetSelect.value });
+  if (data.kind === 'search') params.set('method', methodSelect.value);
+  if (data.source_run) params.set('run', data.source_run);
+  let values = {};
+  try {
+    values = (await getJSON(`${data.defaults_url}?${params}`)).config;
+  } catch (err) {
+    showErrors({ detail: `Could not load the defaults (${err.message}).` });
+  }
+  if (useInitial && initial.config) values = { ...values, ...initial.config };
+  schemaForm = renderSchemaForm(schemaBox, currentSchema(), values, { skip: ['seed'] });
+  schemaBox.querySelectorAll('input, select').forEach((el) => {
+    el.addEventListener('input', scheduleEstimate);
+    el.addEventListener('change', scheduleEstimate);
+  });
+  scheduleEstimate();
+}
+
+function body() {
+  const { values, bad } = schemaForm.read();
+  const out = {
+    preset: presetSelect.value,
+    config: values,
+    seed: seedInput.value === '' ? null : Number(seedInput.value),
+    gpu_budget_bytes: Math.round(Number(budgetInput.value) * GB),
+    name: nameInput.value,
+  };
+  if (data.kind === 'search') out.method = methodSelect.value;
+  return { out, bad };
+}
+
+function fieldErrors(errors) {
+  const byField = {};
+  for (const [key, value] of Object.entries(errors || {})) {
+    if (key.startsWith('config.')) byField[key.slice(7)] = Array.isArray(value) ? value.join(' ') : String(value);
+  }
+  return byField;
+}
+
+function showErrors(errors) {
+  errorsList.innerHTML = '';
+  const rest = Object.fromEntries(Object.entries(errors || {}).filter(([k]) => !k.startsWith('config.')));
+  if (Object.keys(rest).length) {
+    const li = document.createElement('li');
+    li.textContent = errorText(rest);
+    errorsList.append(li);
+  }
+  if (schemaForm) schemaForm.setErrors(fieldErrors(errors));
+}
+
+function scheduleEstimate() {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(estimate, 250);
+}
+
+async function estimate() {
+  const { out, bad } = body();
+  if (Object.keys(bad).length) {
+    schemaForm.setErrors(bad);
+    fits = false;
+    submit.disabled = true;
+    return;
+  }
+  const serial = ++estimateSerial;
+  const payload = { kind: data.kind, method: out.method || '', preset: out.preset, config: out.config, seed: out.seed };
+  if (out.gpu_budget_bytes > 0) payload.gpu_budget_bytes = out.gpu_budget_bytes;
+  if (data.source_run) payload.run = data.source_run;
+  else if (data.kind === 'retrain' && data.clone) payload.run = null;
+  estimateText.textContent = 'Estimating…';
+  const response = await fetch(data.estimate_url, {
+    method: 'POST', credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrfToken(form), Accept: 'application/json' },
+    body: JSON.stringify(payload),
+  });
+  if (serial !== estimateSerial) return;
+  const result = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    fits = false;
+    submit.disabled = true;
+    estimateText.textContent = 'The settings are not valid yet.';
+    estimateText.className = 'error';
+    showErrors(result);
+    return;
+  }
+  showErrors({});
+  const needed = result.needed_bytes;
+  const budget = result.budget_bytes || 0;
+  fits = budget > 0 && result.fits;
+  estimateFill.style.width = `${Math.min(100, budget ? (100 * needed) / budget : 100)}%`;
+  estimateFill.classList.toggle('over', !fits);
+  const what = result.what === 'retrain' ? 'to retrain' : 'to search';
+  estimateText.className = fits ? 'ok' : 'error';
+  estimateText.textContent = budget
+    ? `Needs ${(needed / GB).toFixed(1)} GB ${what}, budget ${(budget / GB).toFixed(1)} GB${fits ? ': fits.' : ': does not fit. Lower the patch size, batch size, layers or filters, or raise the budget.'}`
+    : `Needs ${(needed / GB).toFixed(1)} GB ${what}. Give a budget.`;
+  estimateText.dataset.fits = String(fits);
+  submit.disabled = !fits;
+}
+
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const { out, bad } = body();
+  if (Object.keys(bad).length) { schemaForm.setErrors(bad); return; }
+  const payload = data.clone ? out : { ...out, dataset: data.dataset };
+  submit.disabled = true;
+  const response = await fetch(data.create_url, {
+    method: 'POST', credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrfToken(form), Accept: 'application/json' },
+    body: JSON.stringify(payload),
+  });
+  const result = await response.json().catch(() => ({}));
+  if (response.ok) {
+    window.location.assign(result.url);
+    return;
+  }
+  showErrors(result);
+  submit.disabled = false;
+});
+
+async function start() {
+  catalogue = await getJSON(data.catalogue_url);
+  if (data.kind === 'search') {
+    for (const m of catalogue.methods) {
+      const o = document.createElement('option');
+      o.value = m.name;
+      o.textContent = m.name;
+      methodSelect.append(o);
+    }
+    if (initial.method) methodSelect.value = initial.method;
+    const describe = () => {
+      const m = currentMethod();
+      document.getElementById('method-paper').textContent = m ? `${m.paper}${m.description ? ` · ${m.description}` : ''}` : '';
+      fillPresets(m.presets, initial.preset || m.default_preset);
+    };
+    describe();
+    methodSelect.addEventListener('change', () => { describe(); loadDefaults(false); });
+  } else {
+    fillPresets(Object.keys(catalogue.retrain['x-presets'] || { paper: {} }), initial.preset || 'tiny');
+  }
+  presetSelect.addEventListener('change', () => loadDefaults(false));
+  [budgetInput, seedInput].forEach((el) => el.addEventListener('input', scheduleEstimate));
+  await loadDefaults(true);
+}
+
+start().catch((err) => showErrors({ detail: `The form could not be built: ${err.message}` }));

@@ -1,0 +1,186 @@
+"""In a real browser: upload a volume to a model, see the segmentation drawn over it in NiiVue,
+change the overlay opacity, download the label NIfTI.
+
+Headless Debian chromium (Playwright, sync API) against the real ASGI server and a real Celery
+worker; the model is a real bundle made by the engine (tests/predictiontesting.py). NiiVue is
+the npm package's dist/index.js that `npm ci && npm run build` in frontend/ copies to
+frontend/static/vendor/niivue/niivue.js (scripts/test does it). Without chromium or that file the
+test is skipped, except when VOXELSEARCH_REQUIRE_BROWSER=1 (CI), where it fails.
+
+Set VOXELSEARCH_SCREENSHOT_DIR to keep the screenshots.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from predictiontesting import engine_bundle, input_volume, make_engine_model
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "viewer-in-a-browser-1"
+TIMEOUT_MS = 120_000
+VIEWER_MODULE = Path(__file__).resolve().parents[2] / "frontend" / "static" / "vendor" / "niivue" / "niivue.js"
+
+
+def _skip_or_fail(problem: str):
+    if os.environ.get("VOXELSEARCH_REQUIRE_BROWSER") == "1":
+        pytest.fail(problem)
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def chromium() -> str:
+    for candidate in (os.environ.get("VOXELSEARCH_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if candidate and os.access(candidate, os.X_OK):
+            path = candidate
+            break
+    else:
+        _skip_or_fail("no chromium binary (/usr/bin/chromium): apt-get install chromium to run the browser tests")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _skip_or_fail("the playwright python package is not installed (pip install -r requirements.txt)")
+    if not VIEWER_MODULE.is_file():
+        _skip_or_fail(f"{VIEWER_MODULE} is missing: run `npm ci && npm run build` in frontend/ (scripts/test does it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory):
+    return engine_bundle(tmp_path_factory)
+
+
+def class_pixels(png: bytes, colours: list[dict], opaque: bool = False) -> dict[int, int]:
+    """Pixels per class whose colour is that class's overlay colour blended over grey.
+
+    The volume is grey (R = G = B), so a pixel whose channel differences point the way the class
+    colour's do (at least 35% of them) can only come from the overlay. ``opaque``: the pixel
+    must be the class colour itself (overlay opacity 1).
+    """
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int32).reshape(-1, 3)
+    found = {}
+    for c in colours:
+        target = np.array(c["rgb"], dtype=np.int32)
+        if opaque:
+            found[c["value"]] = int((np.abs(rgb - target).max(axis=1) <= 12).sum())
+            continue
+        # channel differences of the pixel vs of the colour: blending with grey scales them by alpha
+        dp = np.stack([rgb[:, 0] - rgb[:, 1], rgb[:, 1] - rgb[:, 2], rgb[:, 0] - rgb[:, 2]], axis=1)
+        dc = np.array([target[0] - target[1], target[1] - target[2], target[0] - target[2]])
+        scale = (dp @ dc) / float(dc @ dc)
+        residual = np.abs(dp - scale[:, None] * dc[None, :]).max(axis=1)
+        found[c["value"]] = int(((scale >= 0.35) & (residual <= 14)).sum())
+    return found
+
+
+def test_prediction_overlay_is_drawn_and_follows_the_opacity_slider(
+    chromium, asgi_live_server, celery_worker, make_user, make_project, bundle, tmp_path
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    # Database work happens before Playwright starts (its sync API runs an event loop).
+    user = make_user("radiologist", password=PASSWORD)
+    project = make_project(user, name="Viewer project")
+    model = make_engine_model(project, bundle[0], name="Organ model")
+    scan = input_volume(bundle[1], tmp_path / "scan.nii.gz")
+    from webapp.predictions.colours import legend
+
+    colours = legend(model.label_names)
+    shots = Path(os.environ.get("VOXELSEARCH_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    base = asgi_live_server.url
+    console_errors: list[str] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        try:
+            page.set_default_timeout(30_000)
+            page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+
+            page.goto(base + "/accounts/login/")
+            page.fill("#id_username", "radiologist")
+            page.fill("#id_password", PASSWORD)
+            page.click("#sign-in")
+            page.click("#nav-predictions")
+            page.locator(f'#model-choices li[data-model-id="{model.pk}"] a.button').click()
+            expect(page.locator("#predict-form")).to_be_visible()
+            page.set_input_files("#id_files", [str(scan)])
+            page.screenshot(path=str(shots / "predict-form.png"), full_page=True)
+            page.click("#predict-submit")
+
+            # The prediction page: queued/running, then it reloads itself with the viewer.
+            page.wait_for_url("**/predictions/*/", timeout=TIMEOUT_MS)
+            expect(page.locator("#prediction-status")).to_have_attribute("data-status", "succeeded", timeout=TIMEOUT_MS)
+            canvas = page.locator("#viewer-canvas")
+            expect(canvas).to_have_attribute("data-ready", "true", timeout=TIMEOUT_MS)
+            expect(page.locator("#volume-table")).to_contain_text("organ")
+            expect(page.locator("#volume-table")).to_contain_text("lesion")
+
+            def counts(opaque=False):
+                return class_pixels(canvas.screenshot(), colours, opaque=opaque)
+
+            def settle(predicate, what):
+                seen = None
+                for _ in range(40):
+                    seen = counts(opaque=what == "opaque")
+                    if predicate(seen):
+                        return seen
+                    page.wait_for_timeout(250)
+                raise AssertionError(f"overlay never {what}: {seen}")
+
+            drawn = settle(lambda c: c[1] + c[2] > 200, "drawn")
+            page.screenshot(path=str(shots / "prediction-viewer.png"), full_page=True)
+            canvas.screenshot(path=str(shots / "prediction-canvas.png"))
+
+            # Opacity 0: the overlay disappears; 1: the class colours themselves appear.
+            slider = page.locator("#overlay-opacity")
+            slider.focus()
+            page.keyboard.press("Home")
+            expect(canvas).to_have_attribute("data-opacity", "0")
+            hidden = settle(lambda c: c[1] + c[2] < 0.02 * (drawn[1] + drawn[2]), "hidden")
+            page.keyboard.press("End")
+            expect(canvas).to_have_attribute("data-opacity", "1")
+            opaque = settle(lambda c: c[1] + c[2] > 200, "opaque")
+            canvas.screenshot(path=str(shots / "prediction-canvas-opaque.png"))
+            expect(page.locator("#overlay-opacity-value")).to_have_text("1.00")
+
+            # Download the label map.
+            with page.expect_download() as info:
+                page.click("#download-label")
+            download = info.value
+            saved = tmp_path / "downloaded_label.nii.gz"
+            download.save_as(saved)
+            assert download.suggested_filename == "scan_label.nii.gz"
+        except BaseException:
+            try:
+                page.screenshot(path=str(shots / "failure.png"), full_page=True)
+            except Exception:
+                pass
+            raise
+        finally:
+            browser.close()
+
+    errors = [e for e in console_errors if "WebSocket" not in e]
+    assert not errors, f"errors in the browser console: {errors}"
+    label, source = nib.load(str(saved)), nib.load(str(scan))
+    assert label.shape == source.shape and np.allclose(label.affine, source.affine, atol=1e-5)
+    assert set(np.unique(np.asarray(label.dataobj)).tolist()) & {1, 2}
+    print(f"overlay pixels: drawn {drawn}, opacity 0 {hidden}, opacity 1 {opaque}; screenshots in {shots}")

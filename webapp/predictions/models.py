@@ -1,0 +1,134 @@
+"""Predictions: one input volume segmented by a registered model."""
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from webapp.projects.models import Project
+
+
+class IllegalTransition(ValidationError):
+    """A status change the state machine does not allow."""
+
+
+class Prediction(models.Model):
+    """One volume segmented by a :class:`~webapp.mlmodels.models.TrainedModel`.
+
+    Files live under ``MEDIA_ROOT/predictions/<storage_key>/``: ``input.nii.gz`` (the uploaded
+    volume or a copy of a dataset case, identifying header text cleared) and, once it succeeded,
+    ``label.nii.gz`` (uint8 label map in the input's shape and affine). The status changes only
+    through :meth:`transition`.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    #: queued -> running -> succeeded | failed; a queued prediction that cannot be queued (or whose
+    #: job is lost) may fail directly. succeeded and failed are final.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.FAILED}),
+        Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED}),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+    }
+
+    INPUT_NAME = "input.nii.gz"
+    OUTPUT_NAME = "label.nii.gz"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="predictions")
+    model = models.ForeignKey("mlmodels.TrainedModel", on_delete=models.PROTECT, related_name="predictions")
+    #: Set when the input was picked from a dataset's cases rather than uploaded.
+    source_case = models.ForeignKey(
+        "datasets.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
+    )
+    #: What the researcher knows the input by: the uploaded file's name or "<dataset> / <case id>".
+    input_name = models.CharField(max_length=255)
+    storage_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    #: Paths relative to MEDIA_ROOT.
+    input_path = models.CharField(max_length=500)
+    output_path = models.CharField(max_length=500, blank=True)
+    shape = models.JSONField(default=list, blank=True)
+    spacing = models.JSONField(default=list, blank=True)
+    n_channels = models.PositiveSmallIntegerField(default=1)
+    input_bytes = models.BigIntegerField(default=0)
+    #: Volume of one voxel in millilitres (product of the header's zooms / 1000).
+    voxel_volume_ml = models.FloatField(null=True, blank=True)
+    #: Per class of the model: [{"value": 1, "name": "liver", "voxels": 1234, "ml": 12.3}, ...].
+    volumes = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.input_name} ({self.model})"
+
+    # -- the one place where status changes ---------------------------------------------------
+    def can_transition(self, new_status: str) -> bool:
+        return new_status in self.TRANSITIONS.get(self.status, frozenset())
+
+    def transition(self, new_status: str, *, error: str | None = None, save: bool = True):
+        """Move to ``new_status`` or raise :class:`IllegalTransition`; stamps the timings."""
+        if new_status not in self.Status.values:
+            raise IllegalTransition(f"Unknown prediction status {new_status!r}.")
+        if not self.can_transition(new_status):
+            raise IllegalTransition(f"A prediction cannot go from {self.status} to {new_status}.")
+        now = timezone.now()
+        self.status = new_status
+        self.status_changed_at = now
+        fields = ["status", "status_changed_at"]
+        if new_status == self.Status.RUNNING and self.started_at is None:
+            self.started_at = now
+            fields.append("started_at")
+        if not self.TRANSITIONS[new_status]:
+            self.finished_at = now
+            fields.append("finished_at")
+        if error is not None:
+            self.error = error
+            fields.append("error")
+        if save:
+            self.save(update_fields=fields)
+        return self
+
+    @property
+    def is_final(self) -> bool:
+        return not self.TRANSITIONS[self.status]
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+
+    # -- files --------------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / "predictions" / str(self.storage_key)
+
+    @property
+    def input_file(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.input_path
+
+    @property
+    def output_file(self) -> Path | None:
+        return Path(settings.MEDIA_ROOT) / self.output_path if self.output_path else None
+
+    @property
+    def total_ml(self) -> float:
+        return sum(v.get("ml") or 0.0 for v in self.volumes or [])

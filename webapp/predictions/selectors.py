@@ -1,0 +1,54 @@
+"""Reads for predictions. Every read goes through project membership."""
+from django.db.models import QuerySet
+from django.http import Http404
+
+from webapp.datasets.models import Case
+from webapp.projects.access import get_for_user, visible_to
+
+from .models import Prediction
+
+
+def prediction_list(*, user, model=None) -> QuerySet[Prediction]:
+    qs = visible_to(Prediction.objects.select_related("project", "model"), user)
+    if model is not None:
+        qs = qs.filter(model=model)
+    return qs.order_by("-created_at", "-id")
+
+
+def prediction_get(*, user, pk) -> Prediction:
+    """The prediction if the user is a member of its project, else Http404."""
+    return get_for_user(Prediction.objects.select_related("project", "model", "source_case"), user, pk)
+
+
+def prediction_file(*, user, pk, which: str):
+    """(path, download name) of a prediction's input or label map; Http404 when absent."""
+    prediction = prediction_get(user=user, pk=pk)
+    stem = prediction.input_name
+    for suffix in (".nii.gz", ".nii"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    stem = stem.replace(" / ", "_").replace("/", "_") or f"prediction_{prediction.pk}"
+    if which == "input":
+        path, name = prediction.input_file, f"{stem}.nii.gz"
+    else:
+        if prediction.status != Prediction.Status.SUCCEEDED or prediction.output_file is None:
+            raise Http404("The prediction has no result (yet).")
+        path, name = prediction.output_file, f"{stem}_label.nii.gz"
+    if not path.is_file():
+        raise Http404("The file is gone.")
+    return prediction, path, name
+
+
+def pickable_cases(*, model) -> QuerySet[Case]:
+    """Cases of ready datasets in the model's project (what the predict page offers)."""
+    return (Case.objects.select_related("dataset")
+            .filter(dataset__project_id=model.project_id, dataset__status="ready")
+            .order_by("dataset__name", "dataset_id", "index"))
+
+
+def case_get_for_model(*, model, pk) -> Case:
+    try:
+        return pickable_cases(model=model).get(pk=pk)
+    except (Case.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such case in this project.")

@@ -1,0 +1,154 @@
+"""Runs (a search or a retraining job) and the events they report."""
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from webapp.datasets.models import Dataset
+from webapp.projects.models import Project
+
+
+class IllegalTransition(ValidationError):
+    """A status change the state machine does not allow."""
+
+
+class Run(models.Model):
+    """One search or retraining job on a dataset.
+
+    Files (engine output, checkpoints, the retrained bundle) live under
+    ``MEDIA_ROOT/runs/<id>/``. The status changes only through :meth:`transition`.
+    """
+
+    class Kind(models.TextChoices):
+        SEARCH = "search", "Search"
+        RETRAIN = "retrain", "Retrain"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    #: queued -> running -> succeeded | failed | cancelled; a queued run may also be cancelled
+    #: (or fail to be queued). succeeded, failed and cancelled are final.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED}),
+        Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELLED: frozenset(),
+    }
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="runs")
+    #: SET_NULL: a dataset (patient data) can always be deleted; its runs stay as records.
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SEARCH)
+    method = models.CharField(max_length=32)
+    preset = models.CharField(max_length=32)
+    #: The user's values on top of the preset (what the engine gets as ``overrides``).
+    config = models.JSONField(default=dict, blank=True)
+    #: The full config the engine resolved from preset + overrides (for display and cloning).
+    resolved_config = models.JSONField(default=dict, blank=True)
+    seed = models.PositiveIntegerField(default=0)
+    gpu_budget_bytes = models.BigIntegerField()
+    estimate_bytes = models.BigIntegerField(default=0)
+    estimate_details = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones")
+    #: Search: the decoded genotype it found. Retrain: the genotype it trains.
+    genotype = models.JSONField(null=True, blank=True)
+    #: Retrain: the search run whose genotype this trains (None for an uploaded genotype).
+    source_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retrains")
+    error = models.TextField(blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    best_mean_dice = models.FloatField(null=True, blank=True)
+    # -- the worker that holds the run (claim guard) -----------------------------------------
+    claim_token = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.get_kind_display()} #{self.pk}"
+
+    # -- the one place where status changes ---------------------------------------------------
+    def can_transition(self, new_status: str) -> bool:
+        return new_status in self.TRANSITIONS.get(self.status, frozenset())
+
+    def transition(self, new_status: str, *, error: str | None = None, save: bool = True):
+        """Move to ``new_status`` or raise :class:`IllegalTransition`."""
+        if new_status not in self.Status.values:
+            raise IllegalTransition(f"Unknown run status {new_status!r}.")
+        if not self.can_transition(new_status):
+            raise IllegalTransition(f"A run cannot go from {self.status} to {new_status}.")
+        now = timezone.now()
+        self.status = new_status
+        self.status_changed_at = now
+        fields = ["status", "status_changed_at"]
+        if new_status == self.Status.RUNNING and self.started_at is None:
+            self.started_at = now
+            fields.append("started_at")
+        if not self.TRANSITIONS[new_status]:
+            self.finished_at = now
+            self.claim_token = ""
+            fields += ["finished_at", "claim_token"]
+        if error is not None:
+            self.error = error
+            fields.append("error")
+        if save:
+            self.save(update_fields=fields)
+        return self
+
+    @property
+    def is_final(self) -> bool:
+        return not self.TRANSITIONS[self.status]
+
+    @property
+    def out_dir(self) -> Path:
+        """Engine output and checkpoints of this run."""
+        return Path(settings.MEDIA_ROOT) / "runs" / str(self.pk)
+
+    @property
+    def bundle_dir(self) -> Path:
+        """Retrain: the model bundle the engine writes (the output folder itself; its
+        ``checkpoints/`` sub-folder is not part of the bundle)."""
+        return self.out_dir
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+
+class RunEvent(models.Model):
+    """One engine event of a run: the source of truth for the dashboard and its replay."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=32)
+    time = models.FloatField()
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["run_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="unique_run_event_seq")]
+
+    def as_message(self) -> dict:
+        return {"seq": self.seq, "type": self.type, "time": self.time, **self.payload}

@@ -1,0 +1,23 @@
+"""Celery tasks for runs (queue ``gpu``). Tasks take ids and call a service."""
+from celery import shared_task
+
+from . import services
+
+
+def _execute(task, run_id: int) -> str:
+    result = services.run_execute(run_id=run_id, worker=task.request.hostname or "")
+    if result == "busy":
+        # Another worker holds the run with a fresh heartbeat: look again one stale period later,
+        # so the run is taken over if that worker dies.
+        task.apply_async(args=[run_id], countdown=services.stale_after().total_seconds() + 1)
+    return result
+
+
+@shared_task(bind=True, name="webapp.runs.tasks.run_search", acks_late=True, ignore_result=True)
+def run_search(self, run_id: int) -> str:
+    return _execute(self, run_id)
+
+
+@shared_task(bind=True, name="webapp.runs.tasks.run_retrain", acks_late=True, ignore_result=True)
+def run_retrain(self, run_id: int) -> str:
+    return _execute(self, run_id)
