@@ -9,6 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from test_runs_support import GB, TINY, make_demo_dataset, make_run, tiny_genotype
+from webapp.runs.engine import format_gb
 from webapp.runs.models import IllegalTransition, Run, RunEvent
 
 pytestmark = pytest.mark.django_db
@@ -108,7 +109,8 @@ def test_a_config_that_does_not_fit_the_budget_is_refused_with_the_numbers(clien
     response = _launch(client, setup, gpu_budget_bytes=budget)
     assert response.status_code == 400
     message = " ".join(response.json()["gpu_budget_bytes"])
-    assert f"needs {needed / GB:.1f} GB to search, budget {budget / GB:.1f} GB" in message
+    assert f"needs {format_gb(needed)} to search, budget {format_gb(budget)}" in message
+    assert format_gb(7.9e9) == "7.9 GB" and format_gb(36_000_000) == "36 MB"
     assert Run.objects.count() == 0
     assert _launch(client, setup, gpu_budget_bytes=needed).status_code == 201  # exactly enough fits
 
@@ -281,3 +283,24 @@ def test_run_list_sorts(client, setup):
     assert ids == [none.pk, low.pk, high.pk]
     page = client.get(f"/projects/{project.pk}/runs/?sort=dice").content.decode()
     assert page.index(f'data-run-id="{high.pk}"') < page.index(f'data-run-id="{low.pk}"') < page.index(f'data-run-id="{none.pk}"')
+
+
+def test_delete_a_run_only_when_final_and_without_a_model(client, setup, media_root, django_capture_on_commit_callbacks):
+    from test_runs_support import make_model
+
+    client.force_login(setup["owner"])
+    running = make_run(setup["project"], setup["dataset"], status="running")
+    response = client.delete(f"/api/runs/{running.pk}/")
+    assert response.status_code == 400 and "cancel it" in response.json()["detail"]
+    model = make_model(setup["project"], setup["dataset"], media_root)
+    assert client.delete(f"/api/runs/{model.run_id}/").status_code == 400  # delete the model first
+    done = make_run(setup["project"], setup["dataset"], status="failed")
+    done.out_dir.mkdir(parents=True)
+    RunEvent.objects.create(run=done, seq=1, type="run_started", time=0.0, payload={})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/api/runs/{done.pk}/").status_code == 204
+    assert not Run.objects.filter(pk=done.pk).exists() and not RunEvent.objects.filter(run_id=done.pk).exists()
+    assert not done.out_dir.exists()
+    assert client.delete(f"/api/models/{model.pk}/").status_code == 204
+    assert client.post(f"/runs/{model.run_id}/delete/").status_code == 302
+    assert not Run.objects.filter(pk=model.run_id).exists()

@@ -68,6 +68,11 @@ class ModelDetailApi(APIView):
         model = services.model_rename(model=model, actor=request.user, name=data.validated_data["name"])
         return Response(ModelOutput(model).data)
 
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk):
+        services.model_delete(model=selectors.model_get(user=request.user, pk=pk), actor=request.user)
+        return Response(status=204)
+
 
 @extend_schema(tags=["models"])
 class ModelBundleApi(APIView):

@@ -56,3 +56,19 @@ def model_rename(*, model: TrainedModel, actor, name: str) -> TrainedModel:
     model.name = name
     model.save(update_fields=["name"])
     return model
+
+
+@transaction.atomic
+def model_delete(*, model: TrainedModel, actor) -> None:
+    """Unregister a model. Its bundle stays with its retraining run (deleting the run removes it).
+    Refused while predictions or other records still use the model."""
+    from django.db.models import ProtectedError
+
+    from webapp.projects.access import require_write
+
+    require_write(actor, model.project)
+    try:
+        with transaction.atomic():
+            model.delete()
+    except ProtectedError:
+        raise ValidationError("Predictions still use this model; delete them first.")

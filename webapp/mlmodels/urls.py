@@ -9,4 +9,5 @@ urlpatterns = [
     path("models/<int:pk>/", views.model_detail, name="detail"),
     path("models/<int:pk>/bundle.zip", views.model_bundle, name="bundle"),
     path("models/<int:pk>/network", views.model_network, name="network"),
+    path("models/<int:pk>/delete/", views.model_delete, name="delete"),
 ]

@@ -1,11 +1,14 @@
 """Model pages: list and detail, with downloads."""
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from webapp.projects.access import role_of
 from webapp.projects.models import WRITE_ROLES
 
-from . import selectors
+from . import selectors, services
 from .downloads import bundle_zip_response, network_response
 
 
@@ -23,6 +26,20 @@ def model_detail(request, pk):
         "model": model, "project": model.project, "dice": dice, "network_file": model.network_file,
         "files": selectors.bundle_files(model), "can_write": role_of(request.user, model.project) in WRITE_ROLES,
     })
+
+
+@login_required
+@require_POST
+def model_delete(request, pk):
+    model = selectors.model_get(user=request.user, pk=pk)
+    try:
+        services.model_delete(model=model, actor=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return redirect("mlmodels:detail", pk=model.pk)
+    messages.success(request, "The model was unregistered; its files stay with its retraining run.")
+    return redirect("mlmodels:list")
 
 
 @login_required

@@ -171,6 +171,12 @@ class RunDetailApi(APIView):
     def get(self, request, pk):
         return Response(RunOutput(selectors.run_get(user=request.user, pk=pk)).data)
 
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk):
+        """Delete a finished run with its events and files (not while it runs or has a model)."""
+        services.run_delete(actor=request.user, run=selectors.run_get(user=request.user, pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 @extend_schema(tags=["runs"])
 class RunCancelApi(APIView):

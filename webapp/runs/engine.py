@@ -14,7 +14,12 @@ GB = 1_000_000_000
 
 
 def format_gb(n: int | float | None) -> str:
-    return "—" if n is None else f"{n / GB:.1f} GB"
+    """Bytes for people: "7.9 GB", or "36 MB" below 1 GB (where "0.0 GB" would say nothing)."""
+    if n is None:
+        return "—"
+    if n >= 0.95 * GB:
+        return f"{n / GB:.1f} GB"
+    return f"{max(n / 1e6, 0.01):.3g} MB"
 
 
 @functools.lru_cache(maxsize=1)

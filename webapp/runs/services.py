@@ -189,7 +189,7 @@ def _claim(run_id: int, worker: str):
     """Take the run for this worker: returns (run, token), "busy" (held by a live worker) or
     None (nothing to do)."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("dataset", "project").filter(pk=run_id).first()
+        run = Run.objects.select_for_update(of=("self",)).select_related("dataset", "project").filter(pk=run_id).first()
         if run is None or run.is_final:
             return None
         now = timezone.now()
@@ -365,3 +365,23 @@ def run_requeue_orphans() -> list[int]:
         requeued.append(run.pk)
         log.info("Re-queued orphaned run %s (in %ss)", run.pk, countdown)
     return requeued
+
+
+def run_delete(*, actor, run: Run) -> None:
+    """Delete a finished run, its events and its files. Refused while it is queued or running
+    (cancel it first) and while a registered model was trained by it (delete the model first)."""
+    import shutil
+
+    from webapp.mlmodels.models import TrainedModel
+
+    require_write(actor, run.project)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if not run.is_final:
+            raise ValidationError(f"The run is {run.status}; cancel it and wait until it stops, then delete it.")
+        model = TrainedModel.objects.filter(run=run).first()
+        if model is not None:
+            raise ValidationError(f"The run produced the model “{model.name}”; delete the model first.")
+        out = run.out_dir
+        run.delete()
+        transaction.on_commit(lambda: shutil.rmtree(out, ignore_errors=True))

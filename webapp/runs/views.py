@@ -133,6 +133,21 @@ def run_cancel(request, pk):
     return redirect("runs:detail", pk=run.pk)
 
 
+@login_required
+@require_POST
+def run_delete(request, pk):
+    run = selectors.run_get(user=request.user, pk=pk)
+    project_pk = run.project_id
+    try:
+        services.run_delete(actor=request.user, run=run)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return redirect("runs:detail", pk=run.pk)
+    messages.success(request, "The run was deleted.")
+    return redirect("runs:list", project_pk=project_pk)
+
+
 def _figures(run: Run) -> dict | None:
     from nasengine.genotype import GenotypeError, derive_figures
 

@@ -96,7 +96,10 @@ function apply(event) {
       $('run-phase').textContent = event.phase;
       for (const [name, value] of Object.entries(event.losses || {})) charts.losses.add(name, event.step, value);
       for (const [name, value] of Object.entries(event.lrs || {})) charts.lrs.add(name, event.step, value);
-      if (event.memory_bytes) $('memory-used').textContent = `${(event.memory_bytes / GB).toFixed(2)} GB (${event.memory_kind || 'peak'})`;
+      if (event.memory_bytes) {
+        const m = event.memory_bytes;
+        $('memory-used').textContent = `${m >= GB ? `${(m / GB).toFixed(2)} GB` : `${Math.round(m / 1e6)} MB`} (${event.memory_kind || 'peak'})`;
+      }
       progress(event.step, totalSteps, event.time);
       break;
     case 'validation':

@@ -5,6 +5,7 @@ import { csrfToken, errorText, getJSON } from '../http.js';
 import { renderSchemaForm } from './schema-form.js';
 
 const GB = 1e9;
+const fmt = (n) => (n >= 0.95 * GB ? `${(n / GB).toFixed(1)} GB` : `${Number(Math.max(n / 1e6, 0.01).toPrecision(3))} MB`);
 const data = JSON.parse(document.getElementById('launch-data').textContent);
 const form = document.getElementById('launch-form');
 const methodSelect = document.getElementById('launch-method');
@@ -90,7 +91,9 @@ function fieldErrors(errors) {
 
 function showErrors(errors) {
   errorsList.innerHTML = '';
-  const rest = Object.fromEntries(Object.entries(errors || {}).filter(([k]) => !k.startsWith('config.')));
+  const perField = Object.keys(errors || {}).some((k) => k.startsWith('config.'));
+  // Field errors are shown at their inputs; "config" repeats them in one line for API users.
+  const rest = Object.fromEntries(Object.entries(errors || {}).filter(([k]) => !k.startsWith('config.') && !(perField && k === 'config')));
   if (Object.keys(rest).length) {
     const li = document.createElement('li');
     li.textContent = errorText(rest);
@@ -110,6 +113,7 @@ async function estimate() {
     schemaForm.setErrors(bad);
     fits = false;
     submit.disabled = true;
+    estimateText.dataset.fits = 'false';
     return;
   }
   const serial = ++estimateSerial;
@@ -118,6 +122,7 @@ async function estimate() {
   if (data.source_run) payload.run = data.source_run;
   else if (data.kind === 'retrain' && data.clone) payload.run = null;
   estimateText.textContent = 'Estimating…';
+  estimateText.dataset.fits = 'pending';
   const response = await fetch(data.estimate_url, {
     method: 'POST', credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrfToken(form), Accept: 'application/json' },
@@ -130,6 +135,7 @@ async function estimate() {
     submit.disabled = true;
     estimateText.textContent = 'The settings are not valid yet.';
     estimateText.className = 'error';
+    estimateText.dataset.fits = 'false';
     showErrors(result);
     return;
   }
@@ -142,8 +148,8 @@ async function estimate() {
   const what = result.what === 'retrain' ? 'to retrain' : 'to search';
   estimateText.className = fits ? 'ok' : 'error';
   estimateText.textContent = budget
-    ? `Needs ${(needed / GB).toFixed(1)} GB ${what}, budget ${(budget / GB).toFixed(1)} GB${fits ? ': fits.' : ': does not fit. Lower the patch size, batch size, layers or filters, or raise the budget.'}`
-    : `Needs ${(needed / GB).toFixed(1)} GB ${what}. Give a budget.`;
+    ? `Needs ${fmt(needed)} ${what}, budget ${fmt(budget)}${fits ? ': fits.' : ': does not fit. Lower the patch size, batch size, layers or filters, or raise the budget.'}`
+    : `Needs ${fmt(needed)} ${what}. Give a budget.`;
   estimateText.dataset.fits = String(fits);
   submit.disabled = !fits;
 }
