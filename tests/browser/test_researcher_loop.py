@@ -50,8 +50,9 @@ SEARCH_STEPS = 1 + 1 + 8
 RETRAIN_SETTINGS = {"warmup_steps": "1", "steps": "3", "lr_milestones": "", "validate_every": "0", "checkpoint_every": "0"}
 
 PAGE_TIMEOUT_MS = 30_000
-SEARCH_TIMEOUT_S = 240
-RETRAIN_TIMEOUT_S = 240
+SEARCH_TIMEOUT_S = 180
+RETRAIN_TIMEOUT_S = 180
+PAGE_LAG_S = 20  # the page's REST fallback polls every 5 s
 PREDICT_TIMEOUT_MS = 120_000
 
 # Records every WebSocket message the page receives (time, kind, event seq/type), so the test can
@@ -91,7 +92,10 @@ LIVE_STATE = """() => {
     graphStep: graph ? (graph.dataset.step || null) : null,
     edges: graph ? graph.querySelectorAll('svg path.edge').length : 0,
     nodes: graph ? graph.querySelectorAll('svg circle.node').length : 0,
+    weights: graph ? [...graph.querySelectorAll('svg path.edge')].map((e) => e.dataset.weight).join(' ') : '',
     progress: document.getElementById('run-progress-text').textContent,
+    eta: document.getElementById('run-eta').textContent,
+    estimate: document.getElementById('memory-estimate').textContent,
     connection: document.getElementById('run-connection').textContent,
     error: document.getElementById('run-error').textContent.trim(),
   };
@@ -163,17 +167,35 @@ def _fill_schema_form(page, values: dict[str, str]) -> None:
     assert page.is_enabled("#launch-submit"), page.inner_text("#launch-errors")
 
 
-def _watch_run(page, timeout_s: float, shots: Path, name: str) -> list[dict]:
-    """Sample the run page every 250 ms until the run is final; returns the samples."""
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def _watch_run(page, base: str, timeout_s: float, shots: Path, name: str) -> list[dict]:
+    """Sample the run page every 250 ms until it shows the run final; returns the samples.
+
+    Fails early when the server has had the run final for PAGE_LAG_S and the page still does
+    not show it (the page must learn it from its socket, or from its polling fallback)."""
     samples = []
+    run_id = page.get_attribute("#run-title", "data-run-id")
     deadline = time.monotonic() + timeout_s
+    server_final_at = None
+    next_check = time.monotonic() + 2
     while True:
         state = page.evaluate(LIVE_STATE)
         state["t"] = time.monotonic()
         samples.append(state)
-        if state["status"] in ("succeeded", "failed", "cancelled"):
+        if state["status"] in FINAL:
             return samples
-        if time.monotonic() > deadline:
+        if state["t"] > next_check:
+            next_check = state["t"] + 2
+            server = page.request.get(f"{base}/api/runs/{run_id}/").json()
+            if server.get("status") in FINAL and server_final_at is None:
+                server_final_at = state["t"]
+            if server_final_at is not None and state["t"] - server_final_at > PAGE_LAG_S:
+                page.screenshot(path=str(shots / f"{name}-stale.png"), full_page=True)
+                raise AssertionError(f"{name}: the run is {server['status']} on the server for {PAGE_LAG_S}s but the "
+                                     f"run page still shows {state}; socket log {page.evaluate('window.__wsLog')}")
+        if state["t"] > deadline:
             page.screenshot(path=str(shots / f"{name}-timeout.png"), full_page=True)
             raise AssertionError(f"{name}: not final within {timeout_s}s; last state {state}")
         page.wait_for_timeout(250)
@@ -254,7 +276,7 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             page.wait_for_url(re.compile(r".*/runs/\d+/$"))
             search_url = page.url
             timings["search queued"] = time.monotonic() - t0
-            samples = _watch_run(page, SEARCH_TIMEOUT_S, shots, "search")
+            samples = _watch_run(page, base, SEARCH_TIMEOUT_S, shots, "search")
             timings["search final"] = time.monotonic() - t0
             final = samples[-1]
             page.screenshot(path=str(shots / "2-search-dashboard.png"), full_page=True)
@@ -267,7 +289,11 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             # newer snapshots (not one picture drawn after the fact).
             assert len(set(loss_counts)) >= 2 and loss_counts == sorted(loss_counts), loss_counts
             assert len(set(graph_steps)) >= 2, graph_steps
+            # ...and the edge probabilities drawn changed as the architecture was learned.
+            assert len({s["weights"] for s in running if s["weights"]}) >= 2, "the graph never changed while running"
             assert any(s["edges"] > 0 for s in running), "no graph edges drawn while running"
+            assert any(re.search(r"s/step", s["eta"]) for s in running), [s["eta"] for s in running]
+            assert re.fullmatch(r"[\d.]+ [KMGT]?B", final["estimate"].strip()), final["estimate"]
             # Every stored event came over the socket once, in order; those after the replay
             # came live, steps and snapshots among them.
             log = _assert_streamed(page, samples, base, "search")
@@ -295,7 +321,8 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
 
             expect(page.locator("#launch-form")).to_be_visible()
             page.locator("#cfg-steps").wait_for()
-            expect(page.locator("#launch-preset")).to_have_value("tiny")
+            page.select_option("#launch-preset", "tiny")
+            page.wait_for_function("document.querySelector('#cfg-steps').value === '4'")  # tiny's values
             _fill_schema_form(page, RETRAIN_SETTINGS)
             page.fill("#launch-name", "Demo model")
             estimate = page.inner_text("#estimate-text")
@@ -304,7 +331,7 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             page.click("#launch-submit")
             page.wait_for_url(lambda url: re.match(r".*/runs/\d+/$", url) is not None and url != search_url)
             timings["retrain queued"] = time.monotonic() - t0
-            samples = _watch_run(page, RETRAIN_TIMEOUT_S, shots, "retrain")
+            samples = _watch_run(page, base, RETRAIN_TIMEOUT_S, shots, "retrain")
             timings["retrain final"] = time.monotonic() - t0
             final = samples[-1]
             page.screenshot(path=str(shots / "5-retrain-dashboard.png"), full_page=True)
@@ -331,6 +358,7 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             timings["prediction final"] = time.monotonic() - t0
             canvas = page.locator("#viewer-canvas")
             expect(canvas).to_have_attribute("data-ready", "true", timeout=PREDICT_TIMEOUT_MS)
+            expect(page.locator("#volume-table")).to_contain_text("organ")
             colours = page.locator("#viewer-legend li").evaluate_all(
                 "els => els.map(e => ({value: Number(e.dataset.labelValue), rgb: e.dataset.rgb.split(',').map(Number)}))")
             colours = [c for c in colours if c["value"] != 0]
@@ -349,6 +377,7 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
                 page.click("#download-label")
             saved = tmp_path / "downloaded_label.nii.gz"
             info.value.save_as(saved)
+            assert info.value.suggested_filename == "new_scan_label.nii.gz", info.value.suggested_filename
             timings["done"] = time.monotonic() - t0
         except BaseException:
             try:

@@ -120,3 +120,25 @@ def test_a_run_held_by_a_live_worker_is_not_taken_but_a_stale_one_is(make_user, 
     assert new_token != token and taken.worker == "b@host" and taken.attempts == 2
     Run.objects.filter(pk=run.pk).update(status="succeeded")
     assert _claim(run.pk, "c@host") is None  # a late duplicate delivery does nothing
+
+
+def test_orphans_are_requeued_once_per_stale_period(make_user, make_project, settings, monkeypatch):
+    from webapp.datasets.models import Dataset
+    from webapp.runs import tasks
+    from webapp.runs.services import run_requeue_orphans
+
+    settings.VOXELSEARCH_RUN_STALE_SECONDS = 60
+    sent = []
+    monkeypatch.setattr(tasks.run_search, "apply_async", lambda args, countdown: sent.append((args[0], countdown)))
+    owner = make_user("owner")
+    project = make_project(owner)
+    dataset = Dataset.objects.create(project=project, name="D", source="files")
+    alive = make_run(project, dataset, status="running")
+    dead = make_run(project, dataset, status="running")
+    Run.objects.filter(pk=alive.pk).update(heartbeat_at=timezone.now())
+    Run.objects.filter(pk=dead.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    make_run(project, dataset, status="succeeded")
+    assert run_requeue_orphans(stale_only=True) == [dead.pk] and sent == [(dead.pk, 0)]
+    assert run_requeue_orphans(stale_only=True) == []  # one re-sent job per stale period
+    sent.clear()
+    assert run_requeue_orphans() == [alive.pk] and sent == [(alive.pk, 61.0)]  # worker start: check later

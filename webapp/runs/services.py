@@ -346,20 +346,26 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
     return "done"
 
 
-def run_requeue_orphans() -> list[int]:
-    """Queue again the runs left ``running`` by a worker that died (called when a worker starts).
+def run_requeue_orphans(*, stale_only: bool = False) -> list[int]:
+    """Queue again the runs left ``running`` by a worker that died.
 
-    Runs whose heartbeat is stale already are queued now; others in one stale period (their
-    worker may have died just now). The claim guard makes a needless delivery a no-op.
+    Called when a worker starts (``worker_ready``): runs whose heartbeat is stale are queued now,
+    the others in one stale period (their worker may have died just now). Called with
+    ``stale_only`` after each run job, so a surviving worker also rescues another's run. At most
+    one re-sent job per run and stale period; the claim guard makes a needless one a no-op.
     """
     from .tasks import run_retrain, run_search
 
     requeued = []
     stale = stale_after()
     now = timezone.now()
-    for run in Run.objects.filter(status=Status.RUNNING).only("pk", "kind", "heartbeat_at"):
-        task = run_search if run.kind == Run.Kind.SEARCH else run_retrain
+    for run in Run.objects.filter(status=Status.RUNNING).only("pk", "kind", "heartbeat_at", "requeued_at"):
         fresh = run.heartbeat_at is not None and now - run.heartbeat_at < stale
+        if (stale_only and fresh) or (run.requeued_at is not None and now - run.requeued_at < stale):
+            continue
+        if not Run.objects.filter(pk=run.pk, requeued_at=run.requeued_at).update(requeued_at=now):
+            continue  # another worker re-sent it just now
+        task = run_search if run.kind == Run.Kind.SEARCH else run_retrain
         countdown = stale.total_seconds() + 1 if fresh else 0
         task.apply_async(args=[run.pk], countdown=countdown)
         requeued.append(run.pk)

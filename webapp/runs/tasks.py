@@ -1,7 +1,11 @@
 """Celery tasks for runs (queue ``gpu``). Tasks take ids and call a service."""
+import logging
+
 from celery import shared_task
 
 from . import services
+
+log = logging.getLogger(__name__)
 
 
 def _execute(task, run_id: int) -> str:
@@ -10,6 +14,10 @@ def _execute(task, run_id: int) -> str:
         # Another worker holds the run with a fresh heartbeat: look again one stale period later,
         # so the run is taken over if that worker dies.
         task.apply_async(args=[run_id], countdown=services.stale_after().total_seconds() + 1)
+    try:  # this worker is free now: rescue runs whose worker died meanwhile
+        services.run_requeue_orphans(stale_only=True)
+    except Exception:
+        log.exception("Could not look for orphaned runs")
     return result
 
 

@@ -97,7 +97,10 @@ export class LineChart {
     el('text', { x: width - pad.r, y: height - 6, 'text-anchor': 'end' }, axis).textContent = `step ${fmt(x1)}`;
     this.legend.replaceChildren();
     for (const [name, s] of this.series) {
-      const pts = s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
+      // Long runs have tens of thousands of steps: draw at most ~2 points per pixel column.
+      const stride = Math.max(1, Math.floor(s.points.length / (2 * width)));
+      const shown = stride === 1 ? s.points : s.points.filter((_, i) => i % stride === 0 || i === s.points.length - 1);
+      const pts = shown.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
       const line = el('polyline', { points: pts, fill: 'none', stroke: s.color, 'stroke-width': 1.6, class: 'series', 'data-series': name }, this.svg);
       el('title', {}, line).textContent = name;
       if (s.points.length === 1) el('circle', { cx: sx(s.points[0][0]), cy: sy(s.points[0][1]), r: 3, fill: s.color }, this.svg);
