@@ -214,7 +214,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [os.environ.get("CHANNEL_LAYER_URL", REDIS_URL)],
+            # channels-redis waits for messages with a 5 s blocking pop, and redis-py 8 gives up
+            # reading after a 5 s socket timeout by default: an idle WebSocket would then die with
+            # "Timeout reading" (close code 1011). The socket timeout is kept well above the pop.
+            "hosts": [{"address": os.environ.get("CHANNEL_LAYER_URL", REDIS_URL), "socket_timeout": 30}],
             "prefix": f"{REDIS_KEY_PREFIX}asgi",
             "capacity": 1000,
             "expiry": 60,

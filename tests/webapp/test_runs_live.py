@@ -151,3 +151,25 @@ def test_outsiders_can_neither_read_events_nor_subscribe(client, lab, asgi_live_
     assert member.recv_json()["run"]["status"] == "queued"
     ws_send_json(member, {"after": 0})
     assert member.recv_json()["event"]["seq"] == 1
+
+
+def test_an_idle_socket_stays_open_and_still_hears_live_messages(lab, asgi_live_server, ws_connect, session_cookie):
+    """A run page may wait minutes between events. redis-py 8 times out socket reads after 5 s by
+    default while channels-redis blocks 5 s waiting for messages: without a longer socket timeout
+    in CHANNEL_LAYERS the idle socket was closed with 1011 after about 5 s."""
+    import time
+
+    from test_runs_support import make_run
+    from webapp.runs.events import run_changed
+
+    run = make_run(lab["project"], lab["dataset"])
+    ws = ws_connect(f"{asgi_live_server.ws_url}/ws/runs/{run.pk}/", cookies=session_cookie(lab["owner"]))
+    ws.sock.settimeout(30)
+    assert ws.recv_json()["kind"] == "status"
+    ws_send_json(ws, {"after": 0})
+    assert ws.recv_json() == {"kind": "replayed", "last_seq": 0}
+    time.sleep(12)  # idle, well past the old 5 s limit
+    run.transition("running")
+    run_changed(run)
+    message = ws.recv_json()  # raises WebSocketClosed(1011) if the server dropped the idle socket
+    assert message["kind"] == "status" and message["run"]["status"] == "running"

@@ -62,7 +62,7 @@ def test_settings_defaults_come_from_the_environment(monkeypatch):
         assert fresh.SECRET_KEY == "a-long-random-value-for-this-test-0123456789"
         assert fresh.DATABASES["default"]["HOST"] == "db.example" and fresh.DATABASES["default"]["PORT"] == 5433
         assert fresh.CELERY_BROKER_URL == "redis://cache.example:6380/2"
-        assert fresh.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] == ["redis://cache.example:6380/2"]
+        assert fresh.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] == "redis://cache.example:6380/2"
         assert fresh.ALLOWED_HOSTS == ["a.example", "b.example"]
         assert fresh.VOXELSEARCH["MAX_VOXELS_PER_VOLUME"] == 1234
     finally:
