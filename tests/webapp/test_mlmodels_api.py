@@ -83,3 +83,12 @@ def test_model_pages(client, world):
     assert f'data-model-id="{world["model"].pk}"' in client.get("/models/").content.decode()
     client.force_login(world["outsider"])
     assert "data-model-id" not in client.get("/models/").content.decode()
+
+
+def test_pages_lead_from_a_project_to_its_runs_and_from_a_model_to_predicting(client, world):
+    predict_url = f"/models/{world['model'].pk}/predict/"
+    client.force_login(world["owner"])
+    assert f'href="{predict_url}"' in client.get(f"/models/{world['model'].pk}/").content.decode()
+    assert f'href="/projects/{world["project"].pk}/runs/"' in client.get(f"/projects/{world['project'].pk}/").content.decode()
+    client.force_login(world["viewer"])  # viewers may look, not predict
+    assert predict_url not in client.get(f"/models/{world['model'].pk}/").content.decode()
