@@ -115,6 +115,21 @@ def _flush_prefix() -> None:
         pass
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_test_database_sessions(django_db_setup, django_db_blocker):
+    """Before pytest-django drops the PostgreSQL test database, end the sessions still open on it
+    (a thread of the in-process ASGI app, a server that was slow to exit): otherwise the drop
+    fails with "being accessed by other users" and every run leaves a database behind."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(scope="session")
 def subprocess_env(django_db_setup, django_db_blocker, media_root) -> dict[str, str]:
     """Environment for server/worker processes that must see this session's database,
