@@ -173,3 +173,15 @@ def test_an_idle_socket_stays_open_and_still_hears_live_messages(lab, asgi_live_
     run_changed(run)
     message = ws.recv_json()  # raises WebSocketClosed(1011) if the server dropped the idle socket
     assert message["kind"] == "status" and message["run"]["status"] == "running"
+
+
+def test_a_retrain_runs_socket_opens_with_its_status(lab, asgi_live_server, ws_connect, session_cookie):
+    """The status of a retrain run names its model, a database lookup that must not run in the
+    event loop (it raised SynchronousOnlyOperation and the socket closed with 1011)."""
+    from test_runs_support import make_run
+
+    run = make_run(lab["project"], lab["dataset"], kind="retrain", status="running")
+    ws = ws_connect(f"{asgi_live_server.ws_url}/ws/runs/{run.pk}/", cookies=session_cookie(lab["owner"]))
+    ws.sock.settimeout(30)
+    message = ws.recv_json()
+    assert message["kind"] == "status" and message["run"]["id"] == run.pk and message["run"]["model_id"] is None

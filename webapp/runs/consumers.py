@@ -41,8 +41,10 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         self.checked_at = time.monotonic()
         self.group = group_name(run.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # status_payload may query the database (a retrain run's model): not in the event loop.
+        status = await database_sync_to_async(status_payload)(run)
         await self.accept()
-        await self.send_json({"kind": "status", "run": status_payload(run)})
+        await self.send_json({"kind": "status", "run": status})
 
     async def disconnect(self, code):
         if self.group:
