@@ -43,10 +43,10 @@ VIEWER_MODULE = REPO / "frontend" / "static" / "vendor" / "niivue" / "niivue.js"
 # The search as a researcher would shrink it on a CPU: the tiny preset with few steps, but enough
 # of them (and a snapshot every step) to see the curves and the graph grow while it runs.
 SEARCH_SETTINGS = {
-    "warmup_steps": "1", "weight_only_steps": "1", "search_steps": "8",
+    "warmup_steps": "1", "weight_only_steps": "1", "search_steps": "12",
     "snapshot_every": "1", "validate_every": "4", "checkpoint_every": "0", "lr_milestones": "",
 }
-SEARCH_STEPS = 1 + 1 + 8
+SEARCH_STEPS = 1 + 1 + 12
 RETRAIN_SETTINGS = {"warmup_steps": "1", "steps": "3", "lr_milestones": "", "validate_every": "0", "checkpoint_every": "0"}
 
 PAGE_TIMEOUT_MS = 30_000
@@ -347,9 +347,9 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             expect(page.locator("#model-name")).to_have_text("Demo model")
             model_id = page.get_attribute("#model-name", "data-model-id")
             page.screenshot(path=str(shots / "6-model.png"), full_page=True)
-            page.click("#nav-predictions")
-            page.locator(f'#model-choices li[data-model-id="{model_id}"] a.button').click()
+            page.click("#predict-with-model")
             expect(page.locator("#predict-form")).to_be_visible()
+            expect(page.locator("#predict-title")).to_have_attribute("data-model-id", model_id)
             page.set_input_files("#id_files", [str(scan)])
             page.click("#predict-submit")
 
