@@ -2,18 +2,14 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from webapp.common.status import IllegalTransition, StatusMachine  # noqa: F401 (IllegalTransition re-exported)
 from webapp.projects.models import Project
 
 
-class IllegalTransition(ValidationError):
-    """A status change the state machine does not allow."""
-
-
-class Dataset(models.Model):
+class Dataset(StatusMachine, models.Model):
     """A set of image/label volumes imported into a project.
 
     Files live under ``MEDIA_ROOT/datasets/<storage_key>/``; once ready, ``msd/`` there is a
@@ -73,35 +69,16 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    # -- the one place where status changes ---------------------------------------------------
-    def can_transition(self, new_status: str) -> bool:
-        return new_status in self.TRANSITIONS.get(self.status, frozenset())
+    # -- the one place where status changes: StatusMachine.transition() -----------------------
+    STATUS_NOUN = "dataset"
 
-    def transition(self, new_status: str, *, problems: list[dict] | None = None, save: bool = True):
-        """Move to ``new_status`` or raise :class:`IllegalTransition`.
-
-        ``problems`` (for ``invalid``) is the list of ``{"file", "problem"}`` reasons.
-        """
-        if new_status not in self.Status.values:
-            raise IllegalTransition(f"Unknown dataset status {new_status!r}.")
-        if not self.can_transition(new_status):
-            raise IllegalTransition(
-                f"A dataset cannot go from {self.status} to {new_status}."
-            )
-        self.status = new_status
-        self.status_changed_at = timezone.now()
+    def on_transition(self, new_status, now, *, problems: list[dict] | None = None) -> list[str]:
+        """``problems`` (for ``invalid``) is the list of ``{"file", "problem"}`` reasons."""
+        fields = ["updated_at"]  # auto_now: saved with every status change
         if problems is not None:
             self.problems = problems
-        if save:
-            fields = ["status", "status_changed_at", "updated_at"]
-            if problems is not None:
-                fields.append("problems")
-            self.save(update_fields=fields)
-        return self
-
-    @property
-    def is_final(self) -> bool:
-        return not self.TRANSITIONS[self.status]
+            fields.append("problems")
+        return fields
 
     # -- files --------------------------------------------------------------------------------
     @property

@@ -3,18 +3,14 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from webapp.common.status import IllegalTransition, StatusMachine, stamp_job_times  # noqa: F401 (IllegalTransition re-exported)
 from webapp.projects.models import Project
 
 
-class IllegalTransition(ValidationError):
-    """A status change the state machine does not allow."""
-
-
-class Prediction(models.Model):
+class Prediction(StatusMachine, models.Model):
     """One volume segmented by a :class:`~webapp.mlmodels.models.TrainedModel`.
 
     Files live under ``MEDIA_ROOT/predictions/<storage_key>/``: ``input.nii.gz`` (the uploaded
@@ -79,36 +75,11 @@ class Prediction(models.Model):
     def __str__(self) -> str:
         return f"{self.input_name} ({self.model})"
 
-    # -- the one place where status changes ---------------------------------------------------
-    def can_transition(self, new_status: str) -> bool:
-        return new_status in self.TRANSITIONS.get(self.status, frozenset())
+    # -- the one place where status changes: StatusMachine.transition() -----------------------
+    STATUS_NOUN = "prediction"
 
-    def transition(self, new_status: str, *, error: str | None = None, save: bool = True):
-        """Move to ``new_status`` or raise :class:`IllegalTransition`; stamps the timings."""
-        if new_status not in self.Status.values:
-            raise IllegalTransition(f"Unknown prediction status {new_status!r}.")
-        if not self.can_transition(new_status):
-            raise IllegalTransition(f"A prediction cannot go from {self.status} to {new_status}.")
-        now = timezone.now()
-        self.status = new_status
-        self.status_changed_at = now
-        fields = ["status", "status_changed_at"]
-        if new_status == self.Status.RUNNING and self.started_at is None:
-            self.started_at = now
-            fields.append("started_at")
-        if not self.TRANSITIONS[new_status]:
-            self.finished_at = now
-            fields.append("finished_at")
-        if error is not None:
-            self.error = error
-            fields.append("error")
-        if save:
-            self.save(update_fields=fields)
-        return self
-
-    @property
-    def is_final(self) -> bool:
-        return not self.TRANSITIONS[self.status]
+    def on_transition(self, new_status, now, *, error: str | None = None) -> list[str]:
+        return stamp_job_times(self, new_status, now, error)
 
     @property
     def duration_seconds(self) -> float | None:

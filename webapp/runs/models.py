@@ -2,19 +2,15 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from webapp.common.status import IllegalTransition, StatusMachine, stamp_job_times  # noqa: F401 (IllegalTransition re-exported)
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project
 
 
-class IllegalTransition(ValidationError):
-    """A status change the state machine does not allow."""
-
-
-class Run(models.Model):
+class Run(StatusMachine, models.Model):
     """One search or retraining job on a dataset.
 
     Files (engine output, checkpoints, the retrained bundle) live under
@@ -88,37 +84,15 @@ class Run(models.Model):
     def __str__(self) -> str:
         return self.name or f"{self.get_kind_display()} #{self.pk}"
 
-    # -- the one place where status changes ---------------------------------------------------
-    def can_transition(self, new_status: str) -> bool:
-        return new_status in self.TRANSITIONS.get(self.status, frozenset())
+    # -- the one place where status changes: StatusMachine.transition() -----------------------
+    STATUS_NOUN = "run"
 
-    def transition(self, new_status: str, *, error: str | None = None, save: bool = True):
-        """Move to ``new_status`` or raise :class:`IllegalTransition`."""
-        if new_status not in self.Status.values:
-            raise IllegalTransition(f"Unknown run status {new_status!r}.")
-        if not self.can_transition(new_status):
-            raise IllegalTransition(f"A run cannot go from {self.status} to {new_status}.")
-        now = timezone.now()
-        self.status = new_status
-        self.status_changed_at = now
-        fields = ["status", "status_changed_at"]
-        if new_status == self.Status.RUNNING and self.started_at is None:
-            self.started_at = now
-            fields.append("started_at")
+    def on_transition(self, new_status, now, *, error: str | None = None) -> list[str]:
+        fields = stamp_job_times(self, new_status, now, error)
         if not self.TRANSITIONS[new_status]:
-            self.finished_at = now
-            self.claim_token = ""
-            fields += ["finished_at", "claim_token"]
-        if error is not None:
-            self.error = error
-            fields.append("error")
-        if save:
-            self.save(update_fields=fields)
-        return self
-
-    @property
-    def is_final(self) -> bool:
-        return not self.TRANSITIONS[self.status]
+            self.claim_token = ""  # a finished run belongs to no worker
+            fields.append("claim_token")
+        return fields
 
     @property
     def out_dir(self) -> Path:
