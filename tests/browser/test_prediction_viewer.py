@@ -99,7 +99,7 @@ def test_prediction_overlay_is_drawn_and_follows_the_opacity_slider(
     project = make_project(user, name="Viewer project")
     model = make_engine_model(project, bundle[0], name="Organ model")
     scan = input_volume(bundle[1], tmp_path / "scan.nii.gz")
-    from webapp.predictions.colours import legend
+    from webapp.common.colours import legend
 
     colours = legend(model.label_names)
     shots = Path(os.environ.get("VOXELSEARCH_SCREENSHOT_DIR") or tmp_path)

@@ -10,28 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from webapp.common.colours import colour_of
 from nibabel import orientations as nio
 from PIL import Image
 
 PANEL = 200  # pixels: the longer side of each panel
 GAP = 4
 BACKGROUND = (17, 24, 32)
-#: Overlay colours for label values 1, 2, ... (0 is background and stays transparent).
-PALETTE = [
-    (230, 85, 60),
-    (60, 170, 230),
-    (250, 200, 40),
-    (120, 200, 90),
-    (200, 110, 220),
-    (240, 150, 60),
-    (90, 220, 200),
-    (230, 90, 150),
-]
 ALPHA = 0.45
 
 
 def label_colour(value: int) -> tuple[int, int, int]:
-    return PALETTE[(int(value) - 1) % len(PALETTE)]
+    """Overlay colour of a foreground label value: the palette every page and the viewer use."""
+    return colour_of(value)
 
 
 def _to_ras(array_xyz: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

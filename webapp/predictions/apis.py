@@ -23,7 +23,7 @@ from webapp.mlmodels.selectors import model_get
 from webapp.projects.access import require_write
 
 from . import selectors, services
-from .colours import legend
+from webapp.common.colours import legend
 from .models import Prediction
 
 

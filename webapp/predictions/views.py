@@ -15,7 +15,7 @@ from webapp.projects.access import require_write, role_of
 from webapp.projects.models import WRITE_ROLES
 
 from . import selectors, services
-from .colours import legend
+from webapp.common.colours import legend
 
 VIEWER_MODULE = "vendor/niivue/niivue.js"
 

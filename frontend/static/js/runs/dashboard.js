@@ -25,6 +25,8 @@ let latestArchitecture = null;
 let graphPending = false;
 let socket = null;
 let retry = 0;
+let lastMessageAt = 0; // when the socket last said anything (ms)
+const SILENT_MS = 15000; // an open socket this quiet is not trusted: the REST API fills in
 let forbidden = false;
 
 function setStatus(run) {
@@ -153,11 +155,15 @@ function connect() {
   socket = new WebSocket(`${scheme}://${window.location.host}${data.ws_path}`);
   $('run-connection').textContent = 'connecting…';
   socket.addEventListener('open', () => {
-    retry = 0;
+    lastMessageAt = Date.now();
     socket.send(JSON.stringify({ after: lastSeq }));
   });
   socket.addEventListener('message', (message) => {
+    lastMessageAt = Date.now();
     const msg = JSON.parse(message.data);
+    // The backoff resets only once the server has answered with its replay: a server that
+    // accepts and then closes at once is not hammered every second.
+    if (msg.kind === 'replayed') retry = 0;
     if (msg.kind === 'event') receive(msg.event);
     else if (msg.kind === 'status') setStatus(msg.run);
     else if (msg.kind === 'replayed') $('run-connection').textContent = 'live';
@@ -179,9 +185,12 @@ function connect() {
   });
 }
 
-// Fallback while the socket is down: the REST API gives the same events.
+// Fallback while the socket is down or silent: the REST API gives the same events
+// (receive() drops any it already has).
 async function poll() {
-  if (!forbidden && (!socket || socket.readyState !== WebSocket.OPEN)) {
+  const socketDown = !socket || socket.readyState !== WebSocket.OPEN;
+  const socketSilent = Date.now() - lastMessageAt > SILENT_MS;
+  if (!forbidden && (socketDown || socketSilent)) {
     try {
       const page = await getJSON(`${data.events_url}?after=${lastSeq}`);
       page.events.forEach(receive);

@@ -1,4 +1,5 @@
-"""Label colours: one distinct colour per class, the same in the viewer and in the legend.
+"""Label colours: one distinct colour per class, the same everywhere (dataset previews, legends,
+the NiiVue overlay, the CSS swatches `.label-N` in voxelsearch.css).
 
 Saturated hues far from grey, so an overlay can never be mistaken for the grey-scale volume
 (after Sasha Trubetskoy's list of 20 distinct colours). Class 0 (background) is transparent.
