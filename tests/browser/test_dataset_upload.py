@@ -16,43 +16,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from browsertesting import CHROMIUM_ARGS
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "upload-in-a-browser-1"
 TIMEOUT_MS = 120_000
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("VOXELSEARCH_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture
-def chromium() -> str:
-    path = chromium_path()
-    problem = None
-    if path is None:
-        problem = "no chromium binary (/usr/bin/chromium): apt-get install chromium to run the browser tests"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            problem = "the playwright python package is not installed (pip install -r requirements.txt)"
-    if problem:
-        if os.environ.get("VOXELSEARCH_REQUIRE_BROWSER") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    return path
 
 
 def write_case(folder: Path, case_id: str, seed: int) -> list[Path]:

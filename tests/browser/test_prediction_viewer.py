@@ -11,7 +11,6 @@ Set VOXELSEARCH_SCREENSHOT_DIR to keep the screenshots.
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -19,44 +18,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from browsertesting import CHROMIUM_ARGS, overlay_pixels
 from predictiontesting import engine_bundle, input_volume, make_engine_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "viewer-in-a-browser-1"
 TIMEOUT_MS = 120_000
-VIEWER_MODULE = Path(__file__).resolve().parents[2] / "frontend" / "static" / "vendor" / "niivue" / "niivue.js"
-
-
-def _skip_or_fail(problem: str):
-    if os.environ.get("VOXELSEARCH_REQUIRE_BROWSER") == "1":
-        pytest.fail(problem)
-    pytest.skip(problem)
-
-
-@pytest.fixture
-def chromium() -> str:
-    for candidate in (os.environ.get("VOXELSEARCH_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if candidate and os.access(candidate, os.X_OK):
-            path = candidate
-            break
-    else:
-        _skip_or_fail("no chromium binary (/usr/bin/chromium): apt-get install chromium to run the browser tests")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _skip_or_fail("the playwright python package is not installed (pip install -r requirements.txt)")
-    if not VIEWER_MODULE.is_file():
-        _skip_or_fail(f"{VIEWER_MODULE} is missing: run `npm ci && npm run build` in frontend/ (scripts/test does it)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -64,33 +32,8 @@ def bundle(tmp_path_factory):
     return engine_bundle(tmp_path_factory)
 
 
-def class_pixels(png: bytes, colours: list[dict], opaque: bool = False) -> dict[int, int]:
-    """Pixels per class whose colour is that class's overlay colour blended over grey.
-
-    The volume is grey (R = G = B), so a pixel whose channel differences point the way the class
-    colour's do (at least 35% of them) can only come from the overlay. ``opaque``: the pixel
-    must be the class colour itself (overlay opacity 1).
-    """
-    from PIL import Image
-
-    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int32).reshape(-1, 3)
-    found = {}
-    for c in colours:
-        target = np.array(c["rgb"], dtype=np.int32)
-        if opaque:
-            found[c["value"]] = int((np.abs(rgb - target).max(axis=1) <= 12).sum())
-            continue
-        # channel differences of the pixel vs of the colour: blending with grey scales them by alpha
-        dp = np.stack([rgb[:, 0] - rgb[:, 1], rgb[:, 1] - rgb[:, 2], rgb[:, 0] - rgb[:, 2]], axis=1)
-        dc = np.array([target[0] - target[1], target[1] - target[2], target[0] - target[2]])
-        scale = (dp @ dc) / float(dc @ dc)
-        residual = np.abs(dp - scale[:, None] * dc[None, :]).max(axis=1)
-        found[c["value"]] = int(((scale >= 0.35) & (residual <= 14)).sum())
-    return found
-
-
 def test_prediction_overlay_is_drawn_and_follows_the_opacity_slider(
-    chromium, asgi_live_server, celery_worker, make_user, make_project, bundle, tmp_path
+    chromium_with_viewer, asgi_live_server, celery_worker, make_user, make_project, bundle, tmp_path
 ):
     from playwright.sync_api import expect, sync_playwright
 
@@ -108,7 +51,7 @@ def test_prediction_overlay_is_drawn_and_follows_the_opacity_slider(
     console_errors: list[str] = []
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium_with_viewer, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
         try:
             page.set_default_timeout(30_000)
@@ -135,7 +78,7 @@ def test_prediction_overlay_is_drawn_and_follows_the_opacity_slider(
             expect(page.locator("#volume-table")).to_contain_text("lesion")
 
             def counts(opaque=False):
-                return class_pixels(canvas.screenshot(), colours, opaque=opaque)
+                return overlay_pixels(canvas.screenshot(), colours, opaque=opaque)
 
             def settle(predicate, what):
                 seen = None

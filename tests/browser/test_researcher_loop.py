@@ -25,20 +25,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from browsertesting import CHROMIUM_ARGS, overlay_pixels
 from predictiontesting import input_volume
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 REPO = Path(__file__).resolve().parents[2]
-VIEWER_MODULE = REPO / "frontend" / "static" / "vendor" / "niivue" / "niivue.js"
 
 # The search as a researcher would shrink it on a CPU: the tiny preset with few steps, but enough
 # of them (and a snapshot every step) to see the curves and the graph grow while it runs.
@@ -100,49 +92,6 @@ LIVE_STATE = """() => {
     error: document.getElementById('run-error').textContent.trim(),
   };
 }"""
-
-
-def _skip_or_fail(problem: str):
-    if os.environ.get("VOXELSEARCH_REQUIRE_BROWSER") == "1":
-        pytest.fail(problem)
-    pytest.skip(problem)
-
-
-@pytest.fixture
-def chromium() -> str:
-    for candidate in (os.environ.get("VOXELSEARCH_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if candidate and os.access(candidate, os.X_OK):
-            path = candidate
-            break
-    else:
-        _skip_or_fail("no chromium binary (/usr/bin/chromium): apt-get install chromium to run the browser tests")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _skip_or_fail("the playwright python package is not installed (pip install -r requirements.txt)")
-    if not VIEWER_MODULE.is_file():
-        _skip_or_fail(f"{VIEWER_MODULE} is missing: run `npm ci && npm run build` in frontend/ (scripts/test does it)")
-    return path
-
-
-def overlay_pixels(png: bytes, colours: list[dict]) -> dict[int, int]:
-    """Pixels per class whose colour is that class's overlay colour blended over the grey volume
-    (the same measure as test_prediction_viewer.py: channel differences pointing the class
-    colour's way, at least 35% of them, can only come from the overlay)."""
-    import io
-
-    from PIL import Image
-
-    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int32).reshape(-1, 3)
-    found = {}
-    for c in colours:
-        target = np.array(c["rgb"], dtype=np.int32)
-        dp = np.stack([rgb[:, 0] - rgb[:, 1], rgb[:, 1] - rgb[:, 2], rgb[:, 0] - rgb[:, 2]], axis=1)
-        dc = np.array([target[0] - target[1], target[1] - target[2], target[0] - target[2]])
-        scale = (dp @ dc) / float(dc @ dc)
-        residual = np.abs(dp - scale[:, None] * dc[None, :]).max(axis=1)
-        found[c["value"]] = int(((scale >= 0.35) & (residual <= 14)).sum())
-    return found
 
 
 def _seed_demo(tmp_path: Path) -> dict:
@@ -219,7 +168,7 @@ def _assert_streamed(page, samples: list[dict], base: str, what: str) -> list[di
 
 
 def test_researcher_searches_retrains_and_predicts_in_the_browser(
-    chromium, asgi_live_server, celery_worker, tmp_path
+    chromium_with_viewer, asgi_live_server, celery_worker, tmp_path
 ):
     from playwright.sync_api import expect, sync_playwright
 
@@ -240,7 +189,7 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
     t0 = time.monotonic()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium_with_viewer, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         context.add_init_script(WS_RECORDER)
         page = context.new_page()
