@@ -1,7 +1,11 @@
 // Copy the browser modules the pages import from node_modules into static/vendor/ (git-ignored),
 // where Django's static files serve them: no CDN, no bundler.
 //
-//   @niivue/niivue dist/index.js  ->  static/vendor/niivue/niivue.js
+//   @niivue/niivue dist/index.js        ->  static/vendor/niivue/niivue.js   (prediction viewer)
+//   uplot dist/uPlot.esm.js, uPlot.min.css ->  static/vendor/uplot/          (run dashboard charts)
+//   @dagrejs/dagre dist/dagre.esm.js    ->  static/vendor/dagre/dagre.js     (graph layout of DAGs)
+//
+// Each is a self-contained ES module (no bare imports), so the pages import it by relative URL.
 //
 // Run by `npm run build` (scripts/test, scripts/run-demo and the Dockerfile run it after `npm ci`).
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -11,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const copies = [
   { pkg: '@niivue/niivue', from: 'dist/index.js', to: 'static/vendor/niivue/niivue.js' },
+  { pkg: 'uplot', from: 'dist/uPlot.esm.js', to: 'static/vendor/uplot/uPlot.esm.js' },
+  { pkg: 'uplot', from: 'dist/uPlot.min.css', to: 'static/vendor/uplot/uPlot.min.css' },
+  { pkg: '@dagrejs/dagre', from: 'dist/dagre.esm.js', to: 'static/vendor/dagre/dagre.js' },
 ];
 
 for (const { pkg, from, to } of copies) {
