@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from nasengine.events.types import EVENT_TYPES
+from nasengine.events.types import is_event_type
 
 Event = dict[str, Any]
 Sink = Callable[[Event], Any]
@@ -65,9 +65,15 @@ class Reporter:
         self.sinks.append(sink)
 
     def emit(self, type: str, **payload: Any) -> Event:
-        """Emit one event: ``{"seq", "type", "time", **payload}``; returns it."""
-        if type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {type!r}")
+        """Emit one event: ``{"seq", "type", "time", **payload}``; returns it.
+
+        ``type`` is a core type (``EVENT_TYPES``) or a method's namespaced type
+        ``"<method>.<name>"``; anything else raises ``ValueError`` (a typo never reaches the
+        stored stream).
+        """
+        if not is_event_type(type):
+            raise ValueError(f"unknown event type {type!r}: use a core type "
+                             f"or a namespaced '<method>.<name>' type")
         self._seq += 1
         event: Event = {"seq": self._seq, "type": type, "time": self._clock()}
         event.update(plain(payload))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nasengine.events import (ARCHITECTURE, EVENT_TYPES, CallableCancelToken, Cancelled,
+from nasengine.events import (ARCHITECTURE, EVENT_TYPES, is_event_type, CallableCancelToken, Cancelled,
                               CancelToken, FileCancelToken, JsonLinesSink, ListSink,
                               ProgressBarSink, Reporter, as_cancel_token, read_events)
 
@@ -37,6 +37,23 @@ def test_unknown_event_type_is_refused():
     with pytest.raises(ValueError, match="unknown event type"):
         Reporter().emit("stepp")
     assert "architecture" in EVENT_TYPES and ARCHITECTURE == "architecture"
+
+
+def test_namespaced_method_events_pass_and_malformed_types_are_refused():
+    sink = ListSink()
+    reporter = Reporter([sink])
+    reporter.emit("scnas.sampled_ops", step=3, counts={"conv_3x3x3": 2})
+    reporter.emit("c2fnas.candidate_finished", candidate="ab12", mean_dice=0.5)
+    assert [(e["seq"], e["type"]) for e in sink] == [(1, "scnas.sampled_ops"),
+                                                     (2, "c2fnas.candidate_finished")]
+    assert sink[0]["counts"] == {"conv_3x3x3": 2}
+    for bad in ("Scnas.sampled", "scnas.", ".sampled", "scnas.sampled.ops", "scnas-x.y",
+                "scnas.Sampled", "1scnas.x", "scnas.x y", ""):
+        assert not is_event_type(bad), bad
+        with pytest.raises(ValueError, match="namespaced"):
+            reporter.emit(bad)
+    assert reporter.seq == 2  # a refused event takes no number
+    assert all(is_event_type(t) for t in EVENT_TYPES)
 
 
 def test_rewind_continues_numbering_and_sinks_drop_later_events(tmp_path):
