@@ -18,6 +18,7 @@ __all__ = [
     "Identity",
     "InstanceNorm",
     "ReLUConvNorm",
+    "ConcatReLUConvNorm",
     "P3DReLUConvNorm",
     "FactorizedReduce",
     "FactorizedIncrease",
@@ -116,6 +117,25 @@ class ReLUConvNorm(nn.Sequential):
             y = F.conv3d(self.act(_to_slabs(x)), self.conv.weight, padding=(0, 1, 1))
             return self.norm(_from_slabs(y))
         return self.norm(self.conv(self.act(x)))
+
+
+class ConcatReLUConvNorm(nn.Module):
+    """Multi-input op: channel concatenation of its inputs (in order) -> ReLU -> 1x1x1 conv -> InstanceNorm.
+
+    Args:
+        c_in: channels of each input, in the order the inputs come.
+        c_out: output channels.
+
+    Shapes: ``[[B, c_in[0], *S], [B, c_in[1], *S], ...] -> [B, c_out, *S]``.
+    """
+
+    def __init__(self, c_in: tuple[int, ...], c_out: int):
+        super().__init__()
+        self.in_channels = tuple(int(c) for c in c_in)
+        self.block = ReLUConvNorm(sum(self.in_channels), c_out, (1, 1, 1))
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return self.block(torch.cat(list(xs), dim=1))
 
 
 class P3DReLUConvNorm(nn.Sequential):

@@ -1,4 +1,4 @@
-"""The op table: name -> :class:`OpSpec` (constructor, memory cost, FLOPs, shape rule).
+"""The shared ops, registered in :data:`nasengine.ops.OPS` at import (constructor, memory cost, FLOPs, shape rule).
 
 Memory costs are the bytes of activations that autograd saves for backward, per sample, for
 one forward of the op built by ``OpSpec.build`` (parameters excluded; tensors that share a
@@ -7,7 +7,7 @@ storage counted once). They follow what PyTorch 2.x saves:
 - ReLU saves its output; the conv after it saves the same tensor (its input): counted once.
 - Conv3d saves its input (and its weight, a parameter: not counted).
 - InstanceNorm (GroupNorm with one channel per group) saves its input plus ``2 * C`` floats (mean, rstd).
-- Trilinear interpolation, concatenation, addition and the identity save nothing.
+- Trilinear interpolation, concatenation, addition, multiplication by a constant and the identity save nothing.
 - Average pooling saves its input only when the input requires grad (the image does not).
 
 Exception: on CPU at batch size 1, ``head_up``/``head_out`` split volumes of depth >= 16 into two
@@ -21,13 +21,13 @@ FLOPs count 2 per multiply-accumulate of every convolution (norms, ReLUs, resamp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch.nn as nn
 
 from .operations import (
     P3D_KERNELS,
+    ConcatReLUConvNorm,
     FactorizedIncrease,
     FactorizedReduce,
     HeadOut,
@@ -38,7 +38,9 @@ from .operations import (
     Stem,
 )
 
-__all__ = ["OpSpec", "OPS", "CELL_OPS", "RESAMPLE_OPS", "DINTS_CELL_OPS", "get_op"]
+from .registry import OPS, OpSpec, get_op, register_op
+
+__all__ = ["OpSpec", "OPS", "CELL_OPS", "RESAMPLE_OPS", "DINTS_CELL_OPS", "SHARED_OPS", "get_op"]
 
 BYTES = 4  # float32 activations
 
@@ -49,38 +51,6 @@ def _prod(shape: Sequence[int]) -> int:
 
 def _scaled(shape: Sequence[int], num: int, den: int) -> tuple[int, ...]:
     return tuple(int(s) * num // den for s in shape)
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    """One entry of the op vocabulary.
-
-    Attributes:
-        name: the op name used in genotypes.
-        kind: ``"cell"`` (same resolution), ``"resample"`` (``down``/``up``), ``"stem"`` or ``"head"``.
-        build: ``build(c_in, c_out, **params) -> nn.Module``.
-        memory: ``memory(c_in, c_out, spatial_shape, **params) -> int`` bytes saved for backward
-            per sample at the op's input ``spatial_shape``.
-        flops: ``flops(c_in, c_out, spatial_shape, **params) -> int`` per sample.
-        level_delta: ``level_delta(**params) -> int``: change of resolution level
-            (+1 = half resolution, -1 = double).
-        same_channels: the op needs ``c_in == c_out`` (``skip``).
-        description: one line for people.
-    """
-
-    name: str
-    kind: str
-    build: Callable[..., nn.Module]
-    memory: Callable[..., int]
-    flops: Callable[..., int]
-    level_delta: Callable[..., int] = field(default=lambda **_: 0)
-    same_channels: bool = False
-    description: str = ""
-
-    def out_shape(self, spatial_shape: Sequence[int], **params) -> tuple[int, ...]:
-        """Output spatial shape for an input of ``spatial_shape``."""
-        d = self.level_delta(**params)
-        return _scaled(spatial_shape, 1, 2**d) if d >= 0 else _scaled(spatial_shape, 2 ** (-d), 1)
 
 
 def _norm_bytes(c: int, s: int) -> int:
@@ -101,6 +71,19 @@ def _conv_memory(c_in, c_out, spatial_shape, **_) -> int:
 
 def _conv_flops(c_in, c_out, spatial_shape, **_) -> int:
     return 2 * c_in * c_out * 27 * _prod(spatial_shape)
+
+
+def _conv1_flops(c_in, c_out, spatial_shape, **_) -> int:
+    return 2 * c_in * c_out * _prod(spatial_shape)
+
+
+def _concat_conv1_memory(c_in, c_out, spatial_shape, **_) -> int:
+    s = _prod(spatial_shape)
+    return sum(c_in) * s * BYTES + _norm_bytes(c_out, s)  # ReLU out of the concatenation + norm in
+
+
+def _concat_conv1_flops(c_in, c_out, spatial_shape, **_) -> int:
+    return 2 * sum(c_in) * c_out * _prod(spatial_shape)
 
 
 def _p3d_memory(c_in, c_out, spatial_shape, **_) -> int:
@@ -178,8 +161,8 @@ def _p3d_spec(name: str) -> OpSpec:
     )
 
 
-#: The op vocabulary shared by every method.
-OPS: dict[str, OpSpec] = {
+#: The ops shared by every method, registered below (methods register their own).
+SHARED_OPS: dict[str, OpSpec] = {
     "skip": OpSpec(
         "skip", "cell", _skip_build, lambda *a, **k: 0, lambda *a, **k: 0,
         same_channels=True, description="identity (no ReLU, no norm)",
@@ -187,6 +170,10 @@ OPS: dict[str, OpSpec] = {
     "conv_3x3x3": OpSpec(
         "conv_3x3x3", "cell", lambda c_in, c_out, **_: ReLUConvNorm(c_in, c_out, (3, 3, 3)),
         _conv_memory, _conv_flops, description="ReLU, 3x3x3 conv, InstanceNorm",
+    ),
+    "conv_1x1x1": OpSpec(
+        "conv_1x1x1", "cell", lambda c_in, c_out, **_: ReLUConvNorm(c_in, c_out, (1, 1, 1)),
+        _conv_memory, _conv1_flops, description="ReLU, 1x1x1 conv, InstanceNorm (input preprocessing, channel change)",
     ),
     **{name: _p3d_spec(name) for name in P3D_KERNELS},
     "down": OpSpec(
@@ -214,19 +201,21 @@ OPS: dict[str, OpSpec] = {
         _head_out_memory, _head_out_flops,
         description="ReLU, 3x3x3 conv, InstanceNorm, 1x1x1 conv with bias to class logits",
     ),
+    "concat_conv_1x1x1": OpSpec(
+        "concat_conv_1x1x1", "node", lambda c_in, c_out, **_: ConcatReLUConvNorm(tuple(c_in), c_out),
+        _concat_conv1_memory, _concat_conv1_flops, arity=0,
+        description="multi-input: channel concatenation of the inputs, ReLU, 1x1x1 conv, InstanceNorm",
+    ),
 }
+for _spec in SHARED_OPS.values():
+    register_op(_spec)
 
-#: Ops that keep the resolution and may sit on a searchable edge.
-CELL_OPS: tuple[str, ...] = tuple(n for n, s in OPS.items() if s.kind == "cell")
+#: Shared ops that keep the resolution and may sit on a searchable edge (fixed at import: the
+#: ops methods register later are not in it).
+CELL_OPS: tuple[str, ...] = tuple(n for n, s in SHARED_OPS.items() if s.kind == "cell")
 #: Resampling ops, indexed by the genotype's ``resample`` field.
 RESAMPLE_OPS: dict[str, str] = {"down": "down", "up": "up"}
-#: The DiNTS cell search space (sec. 3.2), in the order of the paper (and of MONAI).
+#: The DiNTS cell search space (sec. 3.2), in the order of the paper (and of MONAI). Kept here
+#: only until DiNTS defines its own copy (methods/dints); genotype code does not use it.
 DINTS_CELL_OPS: tuple[str, ...] = ("skip", "conv_3x3x3", "p3d_3x3x1", "p3d_3x1x3", "p3d_1x3x3")
 
-
-def get_op(name: str) -> OpSpec:
-    """The :class:`OpSpec` for ``name``; ``KeyError`` naming the known ops otherwise."""
-    try:
-        return OPS[name]
-    except KeyError:
-        raise KeyError(f"unknown op {name!r}; known ops: {', '.join(sorted(OPS))}") from None
