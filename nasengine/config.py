@@ -159,9 +159,10 @@ def _plain_type_schema(tp: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
         item = args[0] if args else Any
         return {"type": "array", "items": _type_schema(item, meta) if item is not Any else {}}
     if origin in (dict, Mapping) or tp is dict:
+        # a name -> value map; the field's bounds and choices apply to every value
         value_tp = args[1] if len(args) == 2 else Any
-        return {"type": "object",
-                "additionalProperties": _type_schema(value_tp, {}) if value_tp is not Any else True}
+        return {"type": "object", "additionalProperties":
+                _type_schema(value_tp, meta) if value_tp is not Any else True}
     if origin in (Union, types.UnionType):
         return {"anyOf": [_type_schema(a, meta) for a in args]}
     if tp is Any:
@@ -344,7 +345,13 @@ def _coerce(value: Any, tp: Any, meta: Mapping[str, Any], path: str) -> Any:
         if origin in (dict, Mapping) or tp is dict:
             if not isinstance(value, Mapping):
                 raise _Invalid
-            return dict(value)
+            value_tp = args[1] if len(args) == 2 else Any
+            out = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise _Invalid
+                out[key] = _coerce(item, value_tp, meta, f"{path}.{key}")
+            return out
         return _coerce_scalar(value, tp, meta)
     except _Invalid:
         raise ConfigError(f"must be {_describe(declared, meta)}, got {_show(value)}",

@@ -1,5 +1,10 @@
 """Checkpoints loadable with ``torch.load(weights_only=True)``, written atomically.
 
+A run keeps one checkpoint file per stage in its checkpoint directory: ``<stage>.pt``, except
+the default stage ``main``, whose file is ``checkpoint.pt`` (the name runs written before stages
+existed use, so they still resume). ``checkpoint_exists()`` and ``latest_reporter_seq()`` look
+at every stage: they are the one API the engine and the web app use to decide on resuming.
+
 State dicts may hold tensors, numbers, strings, None, lists, tuples and dicts; RNG states
 (torch, CUDA, numpy, python ``random``) are converted to tensors and plain types by
 ``capture_rng()`` and restored by ``restore_rng()``.
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +21,48 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The stage of a single-loop run; its file is ``CHECKPOINT_NAME``.
+DEFAULT_STAGE = "main"
+#: Stage names become file names: no path separators, no leading dot (temp files have one).
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_stage_name(stage: str) -> str:
+    """``stage`` if it is usable as a file name stem, else ``ValueError``."""
+    if not isinstance(stage, str) or not _STAGE_NAME.fullmatch(stage) or stage.endswith(".pt"):
+        raise ValueError(f"bad stage name {stage!r}: use letters, digits, '_', '-' and '.', "
+                         "starting with a letter or digit")
+    return stage
+
+
+def stage_path(checkpoint_dir: str | os.PathLike[str], stage: str = DEFAULT_STAGE) -> Path:
+    """The checkpoint file of ``stage``: ``checkpoint.pt`` for ``main``, else ``<stage>.pt``."""
+    name = CHECKPOINT_NAME if check_stage_name(stage) == DEFAULT_STAGE else f"{stage}.pt"
+    return Path(checkpoint_dir) / name
+
+
+def stage_files(checkpoint_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every stage checkpoint file in ``checkpoint_dir`` (sorted; temp files left out)."""
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("*.pt") if p.is_file() and not p.name.startswith("."))
+
+
+def checkpoint_exists(checkpoint_dir: str | os.PathLike[str]) -> bool:
+    """True when any stage of the run has a checkpoint (the run can be resumed)."""
+    return bool(stage_files(checkpoint_dir))
+
+
+def latest_reporter_seq(checkpoint_dir: str | os.PathLike[str]) -> int | None:
+    """The reporter ``seq`` of the newest checkpoint over all stages, or None.
+
+    "Newest" is the largest stored ``seq``: stages run one after another on one event stream,
+    so the stage checkpointed last holds the largest number. A resumed run rewinds to it.
+    """
+    seqs = [s for s in (peek_reporter_seq(p) for p in stage_files(checkpoint_dir))
+            if s is not None]
+    return max(seqs) if seqs else None
 
 
 def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
@@ -40,9 +88,9 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
     return torch.load(Path(path), map_location=map_location, weights_only=True)
 
 
-def latest(checkpoint_dir: str | os.PathLike[str]) -> Path | None:
-    """The run's checkpoint file in ``checkpoint_dir``, or None."""
-    path = Path(checkpoint_dir) / CHECKPOINT_NAME
+def latest(checkpoint_dir: str | os.PathLike[str], stage: str = DEFAULT_STAGE) -> Path | None:
+    """The checkpoint file of ``stage`` in ``checkpoint_dir``, or None."""
+    path = stage_path(checkpoint_dir, stage)
     return path if path.exists() else None
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasengine.events.reporter import Reporter, plain
+from nasengine.events.reporter import plain
 from nasengine.training import checkpoint as ckpt
 
 
@@ -46,20 +46,24 @@ def memory_usage(device: torch.device) -> tuple[int, str]:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "max_rss"
 
 
-def restore_or_start(run: Any, checkpoint_path: Path, resume: bool, reporter: Reporter) -> int | None:
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a fresh CUDA peak for this loop (a long-lived worker would otherwise report an
+    earlier run's peak); nothing on other devices."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def restore_or_start(run: Any, checkpoint_path: Path, resume: bool) -> int | None:
     """Restore ``run`` (an object with ``restore(state)`` and ``step``) from its checkpoint when
-    resuming, rewinding the reporter to the last event the checkpoint had seen, so the events
-    after it are emitted once more and never twice; otherwise start the event stream afresh.
+    resuming. The reporter is the run's and is never rewound here (``nasengine.api`` rewinds
+    it once, before the first loop, to the newest checkpoint's ``seq``).
 
     Returns:
         the step the run resumed from, or None for a fresh start.
     """
-    if resume and checkpoint_path.exists():
-        state = ckpt.load(checkpoint_path)  # CPU; load_state_dict moves to the device
-        run.restore(state)
-        reporter.rewind(int(state["reporter_seq"]))
+    if resume and Path(checkpoint_path).exists():
+        run.restore(ckpt.load(checkpoint_path))  # CPU; load_state_dict moves to the device
         return run.step
-    reporter.rewind(0)
     return None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,19 @@ from torch import nn
 
 from nasengine.config import config_to_dict, setting
 from nasengine.device import describe_device, select_device
-from nasengine.events import Cancelled, CancelToken, NullReporter, Reporter, as_cancel_token
-from nasengine.events.types import CANCELLED, CHECKPOINT, FINISHED, RUN_STARTED, STEP, VALIDATION
+from nasengine.events import CancelToken, NullReporter, Reporter, as_cancel_token
+from nasengine.events.types import FINISHED, VALIDATION
 from nasengine.training import checkpoint as ckpt
-from nasengine.training.common import (amp_enabled, restore_or_start, autocast, batch_to, evaluate_dice,
-                                       load_loader_state, loader_state, make_scaler,
-                                       memory_usage, seed_everything)
+from nasengine.training.common import (amp_enabled, autocast, batch_to, evaluate_dice,
+                                       make_scaler, seed_everything)
+from nasengine.training.loop_state import LoopState
 from nasengine.training.losses import DiceCELoss
 from nasengine.training.schedule import lr_at
+
+#: ``make_optimiser(params) -> optimiser`` (the loop sets its rate every step).
+MakeOptimiser = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+#: ``loss_fn(logits [B,K,*p], label [B,1,*p]) -> scalar``.
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclasses.dataclass
@@ -104,34 +109,30 @@ class RetrainData:
     source: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class _Run:
-    def __init__(self, network: nn.Module, train, config: RetrainConfig, device, amp):
+class RetrainState(LoopState):
+    """State of one from-scratch training loop."""
+
+    kind = "retrain"
+
+    def __init__(self, network: nn.Module, train, config: RetrainConfig, *,
+                 make_optimiser: MakeOptimiser | None, loss_fn: LossFn | None, **loop: Any):
+        super().__init__(schedule=config, **loop)
         self.network, self.train, self.config = network, train, config
-        self.device, self.amp = device, amp
         self.params = [p for p in network.parameters() if p.requires_grad]
-        self.opt = torch.optim.SGD(self.params, lr=config.lr_start, momentum=config.momentum,
-                                   weight_decay=config.weight_decay)
-        self.scaler = make_scaler(device, amp)
-        self.loss_fn = DiceCELoss()
-        self.step = 0
+        make = make_optimiser or default_optimiser(config)
+        self.opt = make(self.params)
+        self.scaler = make_scaler(self.device, self.amp)
+        self.loss_fn = loss_fn if loss_fn is not None else DiceCELoss()
         self.validation: dict[str, Any] = {"dice": {}, "mean_dice": None, "step": None}
 
-    def state(self, reporter_seq: int) -> dict[str, Any]:
-        return {"kind": "retrain", "step": self.step, "reporter_seq": reporter_seq,
-                "network": self.network.state_dict(), "optimiser": self.opt.state_dict(),
-                "scaler": self.scaler.state_dict(), "train": loader_state(self.train),
-                "rng": ckpt.capture_rng(), "validation": self.validation}
+    def components(self) -> dict[str, Any]:
+        return {"network": self.network, "optimiser": self.opt, "scaler": self.scaler,
+                "train": self.train}
 
-    def restore(self, state: dict[str, Any]) -> None:
-        if state.get("kind") != "retrain":
-            raise ValueError("checkpoint is not a retraining checkpoint")
-        self.network.load_state_dict(state["network"])
-        self.opt.load_state_dict(state["optimiser"])
-        if state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
-        load_loader_state(self.train, state["train"])
-        ckpt.restore_rng(state["rng"])
-        self.step = int(state["step"])
+    def extra_state(self) -> dict[str, Any]:
+        return {"validation": self.validation}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
         self.validation = dict(state.get("validation") or self.validation)
 
     def train_step(self, lr: float) -> float:
@@ -148,18 +149,70 @@ class _Run:
         return float(loss.detach())
 
 
-def _checkpoint(run: _Run, reporter: Reporter, path: Path) -> Path:
-    ckpt.save(path, run.state(reporter.seq + 1))
-    reporter.emit(CHECKPOINT, step=run.step, path=str(path))
-    return path
+def default_optimiser(config: RetrainConfig) -> MakeOptimiser:
+    """SGD with momentum and weight decay (DiNTS / C2FNAS retraining)."""
+
+    def make(params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=config.lr_start, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+
+    return make
 
 
-def train_network(network: nn.Module, *, train, val_cases: Sequence[Any],
-                  config: RetrainConfig, reporter: Reporter | None, checkpoint_dir: str | Path,
-                  cancel: CancelToken | None = None, resume: bool = False,
-                  device: torch.device | str | None = None, roi_size: Sequence[int],
-                  label_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """The retraining loop; returns ``{"dice", "mean_dice", "step"}`` of the last validation.
+def _label_names(data: Any) -> list[str] | None:
+    labels = getattr(data, "labels", None)
+    if isinstance(labels, Mapping):
+        return [labels[k] for k in sorted(labels)]
+    names = getattr(data, "label_names", None)
+    return list(names) if names is not None else None
+
+
+def _roi_of(data: Any) -> tuple[int, ...]:
+    plan = getattr(data, "plan", None)
+    patch = getattr(plan, "patch_size", None) if plan is not None else None
+    if patch is None:
+        patch = getattr(data.train, "patch_size", None)
+    if patch is None:
+        raise ValueError("no roi_size given and neither data.plan nor data.train has a "
+                         "patch_size")
+    return tuple(int(v) for v in patch)
+
+
+def train_from_scratch(network: nn.Module, data: Any, config: RetrainConfig,
+                       reporter: Reporter | None, checkpoint_dir: str | Path, *,
+                       stage: str = ckpt.DEFAULT_STAGE, candidate: str | None = None,
+                       cancel: CancelToken | None = None, resume: bool = False,
+                       device: torch.device | str | None = None,
+                       roi_size: Sequence[int] | None = None,
+                       progress_span: tuple[float, float] = (0.0, 1.0),
+                       make_optimiser: MakeOptimiser | None = None,
+                       loss_fn: LossFn | None = None) -> dict[str, Any]:
+    """Train any ``nn.Module`` from its current weights; the standalone trainer.
+
+    Used by every retrain and callable by a method (C2FNAS trains each candidate with it,
+    each in its own stage, e.g. ``stage="candidate-<hash>"``, ``candidate="<hash>"``).
+
+    Args:
+        network: ``[B,C,*p] -> logits [B,K,*p]``; moved to ``device``.
+        data: has ``train`` (an infinite, resumable iterator of ``{"image", "label"}``
+            batches, e.g. ``DataFactory.loader(...)``), ``val_cases`` (preprocessed cases)
+            and ``labels`` ({value: name}) or ``label_names`` (background first); a
+            ``RetrainData`` does.
+        config: a ``RetrainConfig`` (or a method's subclass): schedule, validation and
+            checkpoint intervals, AMP, sliding-window batch.
+        reporter: the run's reporter (never rewound here).
+        checkpoint_dir: the stage's checkpoint goes to ``checkpoint.stage_path(dir, stage)``.
+        stage / candidate: carried by every event.
+        resume: continue from the stage's checkpoint when it exists; a stage found complete
+            returns its stored validation without emitting anything.
+        roi_size: validation window (default: ``data.plan.patch_size`` or the loader's).
+        progress_span: share ``(start, end)`` of the whole run this training covers.
+        make_optimiser: ``params -> optimiser``; default SGD from ``config``.
+        loss_fn: ``(logits, label) -> scalar``; default ``DiceCELoss()``.
+
+    Returns:
+        ``{"dice": {class: float | None}, "mean_dice": float | None, "step": int | None}`` of
+        the last validation.
 
     Emits ``run_started``, ``step``, ``validation`` (every ``validate_every`` and at the end)
     and ``checkpoint``; on cancel it checkpoints, emits ``cancelled`` and raises ``Cancelled``.
@@ -168,56 +221,70 @@ def train_network(network: nn.Module, *, train, val_cases: Sequence[Any],
     cancel = as_cancel_token(cancel)
     device = device if isinstance(device, torch.device) else select_device(device)
     amp = amp_enabled(config.amp, device)
-    path = Path(checkpoint_dir) / ckpt.CHECKPOINT_NAME
-    roi = tuple(int(v) for v in roi_size)
+    roi = tuple(int(v) for v in roi_size) if roi_size is not None else _roi_of(data)
+    label_names = _label_names(data)
+    val_cases = data.val_cases
     network.to(device).train()
-    run = _Run(network, train, config, device, amp)
-    resumed_from = restore_or_start(run, path, resume, reporter)
-    total = config.total_steps
-    reporter.emit(RUN_STARTED, phase="retrain", total_steps=total,
-                  device=describe_device(device), amp=amp, resumed_from_step=resumed_from,
-                  schedule=config_to_dict(config),
-                  n_parameters=sum(p.numel() for p in run.params))
+    run = RetrainState(network, data.train, config, make_optimiser=make_optimiser,
+                       loss_fn=loss_fn, reporter=reporter, checkpoint_dir=checkpoint_dir,
+                       stage=stage, candidate=candidate, device=device, amp=amp,
+                       progress_span=progress_span)
+    total = run.total_steps
+    run.begin(resume, phase="retrain", device=describe_device(device), amp=amp,
+              schedule=config_to_dict(config), n_parameters=sum(p.numel() for p in run.params))
 
     def validate() -> None:
         dice, mean = evaluate_dice(network, val_cases, roi_size=roi, device=device,
                                    label_names=label_names, sw_batch_size=config.sw_batch_size,
                                    amp=amp)
         run.validation = {"dice": dice, "mean_dice": mean, "step": run.step}
-        reporter.emit(VALIDATION, step=run.step, dice=dice, mean_dice=mean)
+        run.emit(VALIDATION, step=run.step, dice=dice, mean_dice=mean)
 
     while run.step < total:
-        if cancel.is_cancelled():
-            saved = _checkpoint(run, reporter, path)
-            reporter.emit(CANCELLED, step=run.step, checkpoint=str(saved))
-            raise Cancelled(run.step, str(saved))
+        run.stop_if_cancelled(cancel)
         started = time.perf_counter()
-        lr = config.lr(run.step)
+        lr = run.lr(run.step)
         loss = run.train_step(lr)
         run.step += 1
-        memory, memory_kind = memory_usage(device)
-        reporter.emit(STEP, step=run.step, total_steps=total,
-                      phase="warmup" if run.step <= config.warmup_steps else "train",
-                      losses={"seg": loss}, lrs={"weights": lr}, memory_bytes=memory,
-                      memory_kind=memory_kind, seconds=time.perf_counter() - started)
+        run.emit_step(phase="warmup" if run.step <= config.warmup_steps else "train",
+                      losses={"seg": loss}, lrs={"weights": lr}, metrics=None,
+                      seconds=time.perf_counter() - started)
         if val_cases and (run.step == total or (
                 config.validate_every and run.step % config.validate_every == 0)):
             validate()
-        if config.checkpoint_every and run.step % config.checkpoint_every == 0 \
-                and run.step != total:
-            _checkpoint(run, reporter, path)
-    if resumed_from != total:
-        _checkpoint(run, reporter, path)
+        if run.should_checkpoint(config.checkpoint_every):
+            run.save_checkpoint()
+    run.end(finished=False)
     return run.validation
+
+
+def train_network(network: nn.Module, *, train, val_cases: Sequence[Any],
+                  config: RetrainConfig, reporter: Reporter | None, checkpoint_dir: str | Path,
+                  cancel: CancelToken | None = None, resume: bool = False,
+                  device: torch.device | str | None = None, roi_size: Sequence[int],
+                  label_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The former retraining entry point: ``train_from_scratch`` on the default stage."""
+    data = _LoopData(train=train, val_cases=val_cases,
+                     label_names=list(label_names) if label_names is not None else None)
+    return train_from_scratch(network, data, config, reporter, checkpoint_dir, cancel=cancel,
+                              resume=resume, device=device, roi_size=roi_size)
+
+
+@dataclasses.dataclass
+class _LoopData:
+    train: Any
+    val_cases: Sequence[Any]
+    label_names: list[str] | None = None
 
 
 def retrain(genotype: dict[str, Any], data: RetrainData, config: RetrainConfig,
             reporter: Reporter | None, out_dir: str | Path, cancel: CancelToken | None = None,
             *, resume: bool = False, device: torch.device | str | None = None,
-            network: nn.Module | None = None) -> Path:
+            network: nn.Module | None = None, stage: str = ckpt.DEFAULT_STAGE) -> Path:
     """Train the genotype's network from scratch and write a model bundle into ``out_dir``.
 
-    Checkpoints go to ``out_dir/checkpoints``. The network is built by the genotype's method
+    Checkpoints go to ``out_dir/checkpoints`` (the ``stage`` file, ``checkpoint.pt`` by
+    default). The network is built by the genotype's method
     (``nasengine.genotype.build_network`` for generic genotypes) after seeding torch with
     ``config.seed``. Emits ``finished`` with ``bundle`` (the directory). Returns ``out_dir``.
     """
@@ -232,10 +299,9 @@ def retrain(genotype: dict[str, Any], data: RetrainData, config: RetrainConfig,
         seed_everything(config.seed)
         network = network_from_genotype(genotype)
     patch = tuple(int(v) for v in data.plan.patch_size)
-    names = [data.labels[k] for k in sorted(data.labels)]
-    result = train_network(network, train=data.train, val_cases=data.val_cases, config=config,
-                           reporter=reporter, checkpoint_dir=out / "checkpoints", cancel=cancel,
-                           resume=resume, device=device, roi_size=patch, label_names=names)
+    result = train_from_scratch(network, data, config, reporter, out / "checkpoints",
+                                stage=stage, cancel=cancel, resume=resume, device=device,
+                                roi_size=patch)
     network.eval()
     write_bundle(out, network=network, genotype=genotype, plan=data.plan, labels=data.labels,
                  channel_names=data.channel_names, dice=result.get("dice"),

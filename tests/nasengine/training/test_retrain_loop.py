@@ -14,6 +14,7 @@ from engine_fakes import FakeLoader, fake_val_cases, tiny_genotype  # noqa: E402
 
 from nasengine.events import CallableCancelToken, Cancelled, ListSink, Reporter  # noqa: E402
 from nasengine.inference.bundle import load_network, read_bundle  # noqa: E402
+from nasengine.training import checkpoint as ckpt  # noqa: E402
 from nasengine.training.retrain import (RETRAIN_PRESETS, RetrainConfig, RetrainData,  # noqa: E402
                                         retrain)
 
@@ -77,7 +78,10 @@ def test_retrain_resume_is_bitwise_identical_and_cancel_checkpoints(tmp_path):
     assert [e["type"] for e in sink[-2:]] == ["checkpoint", "cancelled"]
     assert not (tmp_path / "b" / "bundle.json").exists()
     torch.manual_seed(99)
-    retrain(tiny_genotype(), _data(), _config(), Reporter([sink]), tmp_path / "b", None,
+    resumed = Reporter([sink])
+    # the run (api.retrain) rewinds its reporter once, to the newest checkpoint; loops never do
+    resumed.rewind(ckpt.latest_reporter_seq(tmp_path / "b" / "checkpoints"))
+    retrain(tiny_genotype(), _data(), _config(), resumed, tmp_path / "b", None,
             resume=True, device=CPU)
     assert "cancelled" not in [e["type"] for e in sink]
     assert [e["step"] for e in sink.of_type("step")] == [1, 2, 3, 4, 5, 6]

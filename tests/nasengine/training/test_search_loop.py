@@ -40,7 +40,7 @@ def _comparable_steps(events):
 def test_search_phases_events_and_genotype(tmp_path):
     net, t1, t2 = _setup()
     sink = ListSink()
-    schedule = tiny_schedule()
+    schedule = tiny_schedule(regulariser_ramps={"*": "linear"})  # DiNTS's eq. 11 ramp
     genotype = _run(tmp_path, net, t1, t2, schedule=schedule, sink=sink)
     validate(genotype)
     assert [e["seq"] for e in sink] == list(range(1, len(sink) + 1))
@@ -52,9 +52,10 @@ def test_search_phases_events_and_genotype(tmp_path):
     assert all("arch" not in s["losses"] for s in steps[:2])
     assert all({"seg", "arch", "arch_seg", "reg_entropy"} <= set(s["losses"]) for s in steps[2:])
     # eq. 11: L_arch = L_seg + t/t_all * sum(regularisers), t counting architecture steps
-    assert [s["reg_scale"] for s in steps] == [None, None, 0.25, 0.5, 0.75, 1.0]
+    assert [s["reg_scales"] for s in steps] == [None, None] + [
+        {"entropy": v} for v in (0.25, 0.5, 0.75, 1.0)]
     for s in steps[2:]:
-        expected = s["losses"]["arch_seg"] + s["reg_scale"] * s["losses"]["reg_entropy"]
+        expected = s["losses"]["arch_seg"] + s["reg_scales"]["entropy"] * s["losses"]["reg_entropy"]
         assert s["losses"]["arch"] == pytest.approx(expected, rel=1e-5)
     # learning rates: warm-up from lr_start, peak afterwards, decay at milestone 3 after warm-up
     assert [s["lrs"]["weights"] for s in steps] == pytest.approx(
@@ -106,9 +107,11 @@ def test_resume_is_bitwise_identical(tmp_path):
     seed_everything(1234)
     torch.rand(7)
     net_c, t1, t2 = TinySupernet(1, 3, width=4), FakeLoader(seed=10), FakeLoader(seed=20)
+    resumed = Reporter([JsonLinesSink(tmp_path / "b" / "events.jsonl")])
+    resumed.rewind(ckpt.latest_reporter_seq(tmp_path / "b" / "ckpt"))  # the run's job
     genotype_c = run_bilevel_search(
         net_c, train1=t1, train2=t2, val_cases=fake_val_cases(), schedule=schedule,
-        reporter=Reporter([JsonLinesSink(tmp_path / "b" / "events.jsonl")]),
+        reporter=resumed,
         checkpoint_dir=tmp_path / "b" / "ckpt", resume=True, device=CPU,
         label_names=["background", "organ", "lesion"])
 
