@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 
 from ...genotype import build_network, derive_figures
+from ...lattice.space import get_space
 from ...ops import saved_activation_bytes
 from .memory import op_cost_table
 from .model_search import DiNTSSupernet
-from .space import get_space
 
 __all__ = ["build_reference_supernet", "retrain_memory_check", "stem_filters_for"]
 

@@ -1,37 +1,29 @@
 """Memory of a DiNTS search and of its retraining, from the op costs of :mod:`nasengine.ops`.
 
 All activation figures are bytes that autograd holds for backward (what the op table counts);
-parameters add weights, gradients and one optimiser buffer (SGD momentum) in float32.
+parameters add weights, gradients and one optimiser buffer (SGD momentum) in float32. The
+lattice-generic parts (op cost tables, stems and head) live in :mod:`nasengine.lattice.costs`;
+this module adds what is DiNTS's own: the fused supernet's activations and the parameter counts
+of its five ops.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from ...ops import DINTS_CELL_OPS, OPS
-from .space import SearchSpace, get_space
+from ...lattice.costs import all_edges_cell_bytes, fixed_bytes
+from ...lattice.costs import op_cost_table as lattice_op_cost_table
+from ...lattice.space import SearchSpace, get_space, level_channels, level_shape
+from ...ops import get_op
+from ..base import MemoryEstimate
+from .cell_ops import DINTS_CELL_OPS
 
-__all__ = ["MemoryEstimate", "op_cost_table", "supernet_activation_bytes", "estimate_memory", "retrain_filters"]
+__all__ = ["op_cost_table", "supernet_activation_bytes", "estimate_memory", "retrain_filters"]
 
 BYTES = 4
-
-try:  # the shared dataclass, when the methods package provides it
-    from ..base import MemoryEstimate  # type: ignore
-except Exception:  # pragma: no cover - fallback with the contract's fields
-
-    @dataclass
-    class MemoryEstimate:  # type: ignore[no-redef]
-        search_bytes: int
-        retrain_bytes: int
-        details: dict = field(default_factory=dict)
-
-
-def _shape(patch: Sequence[int], level: int) -> tuple[int, ...]:
-    return tuple(int(s) // 2**level for s in patch)
 
 
 def retrain_filters(stem_filters: int, multiplier: float) -> int:
@@ -40,35 +32,9 @@ def retrain_filters(stem_filters: int, multiplier: float) -> int:
 
 
 def op_cost_table(space: SearchSpace, stem_filters: int, patch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample memory costs of the discrete ops on each edge (the ``M_n`` of sec. 3.5).
-
-    Returns:
-        ``op_costs [E, N]``: bytes of cell op n on edge e (at the target level), and
-        ``edge_costs [E]``: bytes of the 2x resampling before the cell on a down/up edge.
-    """
-    ch = [stem_filters * 2 ** (d + 1) for d in range(space.D)]
-    op_costs = np.zeros((space.E, len(DINTS_CELL_OPS)))
-    edge_costs = np.zeros(space.E)
-    for e in space.edges:
-        s_shape, t_shape = _shape(patch, e.source + 1), _shape(patch, e.target + 1)
-        if e.resample != "none":
-            edge_costs[e.index] = OPS[e.resample].memory(ch[e.source], ch[e.target], s_shape)
-        for n, op in enumerate(DINTS_CELL_OPS):
-            op_costs[e.index, n] = OPS[op].memory(ch[e.target], ch[e.target], t_shape)
-    return op_costs, edge_costs
-
-
-def _fixed_bytes(space: SearchSpace, in_channels: int, out_channels: int, f: int, patch, levels) -> int:
-    """Stems of ``levels`` plus the head from the deepest of them (per sample)."""
-    ch = [f * 2 ** (d + 1) for d in range(space.D)]
-    up_out = [f] + ch[:-1]
-    total = 0
-    for d in levels:
-        total += OPS["stem"].memory(in_channels, ch[d], tuple(patch), factor=2 ** (d + 1))
-    for d in range(max(levels), -1, -1):
-        total += OPS["head_up"].memory(ch[d], up_out[d], _shape(patch, d + 1))
-    total += OPS["head_out"].memory(f, out_channels, tuple(patch))
-    return total
+    """:func:`nasengine.lattice.costs.op_cost_table` for :data:`DINTS_CELL_OPS`:
+    ``(op_costs [E, 5], edge_costs [E])`` bytes per sample."""
+    return lattice_op_cost_table(space, stem_filters, patch, DINTS_CELL_OPS)
 
 
 def supernet_activation_bytes(space: SearchSpace, num_layers: int, in_channels: int, out_channels: int,
@@ -80,21 +46,21 @@ def supernet_activation_bytes(space: SearchSpace, num_layers: int, in_channels: 
     4 op outputs under the shared InstanceNorm: ``9 n c S`` floats.
     """
     f = stem_filters
-    ch = [f * 2 ** (d + 1) for d in range(space.D)]
+    ch = level_channels(f, space.D)
     layer = 0
     for t in range(space.D):
         rng = space.edges_into(t)
-        n, c, s = len(rng), ch[t], math.prod(_shape(patch, t + 1))
+        n, c, s = len(rng), ch[t], math.prod(level_shape(patch, t + 1))
         layer += (9 * n * c * s + 8 * n * c) * BYTES
         for e in rng:
             edge = space.edges[e]
             if edge.resample != "none":
-                layer += OPS[edge.resample].memory(ch[edge.source], c, _shape(patch, edge.source + 1))
-    return num_layers * layer + _fixed_bytes(space, in_channels, out_channels, f, patch, range(space.D))
+                layer += get_op(edge.resample).memory(ch[edge.source], c, level_shape(patch, edge.source + 1))
+    return num_layers * layer + fixed_bytes(space, in_channels, out_channels, f, patch, range(space.D))
 
 
 def _supernet_parameters(space: SearchSpace, num_layers: int, in_channels: int, out_channels: int, f: int) -> int:
-    ch = [f * 2 ** (d + 1) for d in range(space.D)]
+    ch = level_channels(f, space.D)
     up_out = [f] + ch[:-1]
     total = sum(in_channels * ch[d] * 27 + 2 * ch[d] for d in range(space.D))  # stems
     total += sum(ch[d] * up_out[d] * 27 + 2 * up_out[d] for d in range(space.D))  # head_up
@@ -114,7 +80,7 @@ def _supernet_parameters(space: SearchSpace, num_layers: int, in_channels: int, 
 def _cell_parameters(space: SearchSpace, f: int, how: str) -> float:
     """Parameters of one layer of a discrete network with every edge on, each cell op being
     the mean over the five ops (``how="mean"``) or the largest (``"max"``: conv_3x3x3)."""
-    ch = [f * 2 ** (d + 1) for d in range(space.D)]
+    ch = level_channels(f, space.D)
     total = 0.0
     for e in space.edges:
         c = ch[e.target]
@@ -135,6 +101,10 @@ def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstima
       architecture to that fraction of ``M_a``), plus weights, gradients and momentum likewise.
       ``details["retrain_worst_case_bytes"]`` is the bound with every edge on and each cell at
       its most expensive op.
+    - ``details["search_activation_bytes"]`` / ``["retrain_activation_bytes"]``: the activation
+      parts of the two (one batch, fp32), as the plug-in surface's memory contract names them.
+      The retrain figure is that of the expected network: before the search, which edges the
+      decode keeps is unknown; once a genotype exists, ``derive_figures`` gives its exact figure.
     """
     space = get_space(config.num_depths)
     patch = list(config.patch_size)
@@ -146,9 +116,9 @@ def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstima
 
     fr = retrain_filters(f, config.retrain_channel_multiplier)
     op_costs, edge_costs = op_cost_table(space, fr, patch)
-    fixed = _fixed_bytes(space, in_channels, out_channels, fr, patch, range(space.D))
-    cells_all_mean = L * float((edge_costs + op_costs.mean(1)).sum())
-    cells_all_max = L * float((edge_costs + op_costs.max(1)).sum())
+    fixed = fixed_bytes(space, in_channels, out_channels, fr, patch, range(space.D))
+    cells_all_mean = all_edges_cell_bytes(op_costs, edge_costs, L, "mean")
+    cells_all_max = all_edges_cell_bytes(op_costs, edge_costs, L, "max")
     fixed_params = _supernet_parameters(space, 0, in_channels, out_channels, fr)
     cell_params_mean = L * _cell_parameters(space, fr, "mean")
     cell_params_max = L * _cell_parameters(space, fr, "max")
@@ -158,6 +128,9 @@ def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstima
     retrain = int(expected_act * b + 3 * expected_params * BYTES)
     worst = int((fixed + cells_all_max) * b + 3 * (fixed_params + cell_params_max) * BYTES)
     details = {
+        # the plug-in surface's memory contract: one forward, one batch, fp32
+        "search_activation_bytes": int(act * config.batch_size),
+        "retrain_activation_bytes": int(expected_act * b),
         "search_activation_bytes_per_sample": int(act),
         "search_parameters": int(params),
         "search_batch_size": int(config.batch_size),

@@ -8,11 +8,13 @@ from typing import Any
 
 import torch
 
+from ...lattice.space import get_space
+from ...training.retrain import RETRAIN_PRESETS
+from ...training.search_loop import SearchSchedule
 from ..base import DataSettings, MemoryEstimate, SearchData, SearchMethod
 from .config import PRESETS, DiNTSConfig
 from .memory import estimate_memory, op_cost_table, retrain_filters
 from .model_search import DiNTSSupernet
-from .space import get_space
 
 __all__ = ["DiNTSMethod"]
 
@@ -31,6 +33,8 @@ class DiNTSMethod(SearchMethod):
     config_class = DiNTSConfig
     presets = PRESETS
     default_preset = "paper"
+    #: The shared retrain presets are DiNTS's (sec. 4.1: 1k warm-up + 40k steps, SGD 0.025 -> 0.2).
+    retrain_presets = RETRAIN_PRESETS
 
     def estimate_memory(self, config: DiNTSConfig, in_channels: int, out_channels: int) -> MemoryEstimate:
         return estimate_memory(config, in_channels, out_channels)
@@ -59,13 +63,15 @@ class DiNTSMethod(SearchMethod):
                            "channel_multiplier": config.retrain_channel_multiplier},
         )
 
-    def search_schedule(self, config: DiNTSConfig):
-        from ...training.search_loop import SearchSchedule
-
+    def search_schedule(self, config: DiNTSConfig) -> SearchSchedule:
+        """The config's schedule fields, and eq. 11's ramp: every regulariser (entropies,
+        lambda * topology, memory) is multiplied by ``t / t_all`` over the architecture steps."""
         names = {f.name for f in dataclasses.fields(SearchSchedule)}
         values = {k: v for k, v in dataclasses.asdict(config).items() if k in names}
         if "lr_milestones" in values:
             values["lr_milestones"] = tuple(values["lr_milestones"])
+        if "regulariser_ramps" in names:  # until the shared loop has per-regulariser ramps, it ramps all
+            values["regulariser_ramps"] = {"*": "linear"}
         return SearchSchedule(**values)
 
     def search(self, data: SearchData, config: DiNTSConfig, reporter, checkpoint_dir: str | Path,

@@ -10,7 +10,7 @@ from nasengine.genotype import build_network, derive_figures
 from nasengine.methods.dints.config import PRESETS, DiNTSConfig
 from nasengine.methods.dints.memory import estimate_memory, op_cost_table, supernet_activation_bytes
 from nasengine.methods.dints.model_search import DiNTSSupernet
-from nasengine.methods.dints.space import get_space
+from nasengine.lattice.space import get_space
 from nasengine.ops import OPS, saved_activation_bytes
 
 

@@ -1,14 +1,14 @@
-"""DiNTS search space: the paper's counts, edge order, feasibility sets."""
+"""DiNTS references on the shared lattice: the paper's counts (10 / 1023 / 15 / 120) and
+MONAI's edge order, child numbering and transfer matrix. (Generic lattice properties:
+tests/nasengine/lattice/test_lattice_space.py.)"""
 
 import contextlib
 import io
-import itertools
 import warnings
 
 import numpy as np
-import pytest
 
-from nasengine.methods.dints.space import SearchSpace, get_space
+from nasengine.lattice.space import get_space
 from nasengine.methods.dints.model_search import DiNTSSupernet
 
 
@@ -36,17 +36,6 @@ def test_paper_topology_parameter_count_l12():
     assert net.N == 5
 
 
-@pytest.mark.parametrize("D", [2, 3, 4, 5])
-def test_edges_connect_adjacent_levels_only(D):
-    s = SearchSpace(D)
-    assert s.E == 3 * D - 2
-    pairs = [(e.source, e.target) for e in s.edges]
-    expected = {(a, b) for a in range(D) for b in range(D) if abs(a - b) <= 1}
-    assert set(pairs) == expected and len(pairs) == len(expected)
-    for t in range(D):  # contiguous per target
-        assert all(s.edges[e].target == t for e in s.edges_into(t))
-
-
 def test_edge_order_matches_monai():
     ms = _monai_space(2, 4)
     s = get_space(4)
@@ -64,26 +53,6 @@ def test_monai_child_index_mapping():
         assert list(s.cp[j]) == list(bits)
 
 
-@pytest.mark.parametrize("D", [2, 3, 4])
-def test_feasibility_sets(D):
-    s = get_space(D)
-    levels_in = [{e.source for e in s.edges if s.cp[j, e.index]} for j in range(s.M)]
-    levels_out = [{e.target for e in s.edges if s.cp[j, e.index]} for j in range(s.M)]
-    as_set = lambda a: set(SearchSpace.levels(a))  # noqa: E731
-    for a in range(1, s.A + 1):
-        assert set(s.f_in(a)) == {j for j in range(s.M) if levels_out[j] == as_set(a)}
-        assert set(s.f_out(a)) == {j for j in range(s.M) if levels_in[j] == as_set(a)}
-    # F_in and F_out partition the patterns
-    assert sum(len(s.f_in(a)) for a in range(1, s.A + 1)) == s.M
-    assert sum(len(s.f_out(a)) for a in range(1, s.A + 1)) == s.M
-    rng = np.random.default_rng(D)
-    for j in rng.choice(s.M, size=min(s.M, 40), replace=False):
-        fj = set(s.feasible_next(j))
-        for k in range(s.M):
-            # k may follow j iff every node j activates has an output edge in k and no other node does
-            assert (k in fj) == (levels_in[k] == levels_out[j])
-
-
 def test_feasible_sets_match_monai_transfer_matrix():
     """MONAI's sub-model adjacency (decode) and our F(j) agree for D = 3."""
     ms = _monai_space(2, 3)
@@ -97,11 +66,3 @@ def test_feasible_sets_match_monai_transfer_matrix():
         monai_next = {path2child[str(m.flatten()[ms.tidx].astype(int))] for m in ms.transfer_mtx[str(node_act)]}
         ours = {int(k) for k in s.feasible_next(s.monai_child_to_pattern(child))}
         assert {s.monai_child_to_pattern(c) for c in monai_next} == ours
-
-
-def test_pattern_row_round_trip():
-    s = get_space(3)
-    for j in itertools.islice(range(s.M), 0, s.M, 7):
-        assert s.pattern_row(s.cp[j]) == j
-    with pytest.raises(ValueError):
-        s.pattern_row([0] * s.E)

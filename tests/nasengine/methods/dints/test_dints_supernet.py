@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from nasengine.genotype import build_network, validate
-from nasengine.methods.dints import losses
+from nasengine.lattice import losses
 from nasengine.methods.dints.model_search import DiNTSSupernet
 
 torch.manual_seed(0)

@@ -1,6 +1,10 @@
-"""DiNTS architectures as genotype documents (the darts ``genotypes.py`` of this method).
+"""Lattice architectures (DiNTS, DAST) as genotype documents.
 
-Layout of a DiNTS genotype (levels are absolute: lattice level d sits at level d + 1):
+The writers take the method's cell op list (``cell_ops``: op names in the order of the last
+axis of the op logits, e.g. DiNTS's five ops or DAST's skip/conv/transformer) and the method
+name; they never import a method package.
+
+Layout of a lattice genotype (levels are absolute: lattice level d sits at level d + 1):
 
 - ``in`` (input, layer -1, level 0);
 - stems ``in -> n0_<l>`` (op ``stem``, ``factor = 2^l``) for the levels the first layer reads;
@@ -16,17 +20,38 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...genotype import FORMAT, VERSION
-from ...ops import DINTS_CELL_OPS
-from .decode import Decoded
-from .space import SearchSpace
+from collections.abc import Sequence
 
-__all__ = ["discrete_genotype", "continuous_genotype", "node_id"]
+from .. import genotype as _genotype
+from ..genotype import FORMAT, VERSION
+from .decode import Decoded
+from .space import SearchSpace, level_channels
+
+__all__ = ["discrete_genotype", "continuous_genotype", "node_id", "DRAWING_KIND"]
+
+#: The genotype's drawing hint for every lattice method (docs/PLUGIN-SURFACE.md sec. 2).
+DRAWING_KIND = "lattice"
+
+
+def _schema_has_kind() -> bool:
+    """Whether the genotype format in use has the top-level ``kind`` field (version 2).
+
+    Version 1 refuses unknown top-level fields, so the hint is written only once the format
+    knows it.
+    """
+    schema = _genotype.schema() if callable(getattr(_genotype, "schema", None)) else _genotype.SCHEMA
+    return "kind" in schema.get("properties", {})
 
 
 def node_id(layer: int, level: int) -> str:
     """Id of lattice node at ``layer`` and absolute ``level``."""
     return f"n{layer}_{level}"
+
+
+def _check_op_axis(cell_ops: tuple[str, ...], alpha: np.ndarray) -> None:
+    """``alpha``'s last axis must have one entry per op name (a mismatch would mislabel ops)."""
+    if np.shape(alpha)[-1] != len(cell_ops):
+        raise ValueError(f"alpha has {np.shape(alpha)[-1]} ops per edge but cell_ops names {len(cell_ops)}: {cell_ops}")
 
 
 def _round(x: float, nd: int = 4) -> float:
@@ -43,10 +68,11 @@ def _doc(
     stem_filters: int,
     continuous: bool,
     meta: dict,
+    method: str,
 ) -> dict:
     L = active.shape[0] - 1
     D = space.D
-    ch = [stem_filters * 2 ** (d + 1) for d in range(D)]
+    ch = level_channels(stem_filters, D)
     nodes = [{"id": "in", "kind": "input", "layer": -1, "level": 0, "channels": in_channels}]
     edges = []
     for i in range(L + 1):
@@ -73,10 +99,10 @@ def _doc(
     nodes.append({"id": "out", "kind": "output", "layer": L + 2, "level": 0, "channels": out_channels})
     edges.append({"source": "h1", "target": "z", "op": "head_up", "resample": "up"})
     edges.append({"source": "z", "target": "out", "op": "head_out"})
-    return {
+    doc = {
         "format": FORMAT,
         "version": VERSION,
-        "method": "dints",
+        "method": method,
         "in_channels": int(in_channels),
         "out_channels": int(out_channels),
         "nodes": nodes,
@@ -85,6 +111,9 @@ def _doc(
         "meta": meta,
         "continuous": continuous,
     }
+    if _schema_has_kind():
+        doc["kind"] = DRAWING_KIND
+    return doc
 
 
 def _cell_edge(space: SearchSpace, i: int, e: int, op: str) -> dict:
@@ -99,6 +128,8 @@ def discrete_genotype(
     dec: Decoded,
     space: SearchSpace,
     *,
+    cell_ops: Sequence[str],
+    method: str,
     in_channels: int,
     out_channels: int,
     stem_filters: int,
@@ -110,33 +141,38 @@ def discrete_genotype(
 
     Args:
         dec: the decoded architecture; marginals: ``[L, E]`` edge weights; alpha: ``[L, E, N]``.
+        cell_ops: the N op names (order of alpha's last axis); method: the genotype's ``method``.
         stem_filters: filters at full resolution of the network to build (retrain channels).
     """
+    cell_ops = tuple(cell_ops)
+    _check_op_axis(cell_ops, alpha)
     cell_edges = []
     for i in range(dec.edges.shape[0]):
         for e in range(space.E):
             if dec.edges[i, e]:
-                ed = _cell_edge(space, i, e, DINTS_CELL_OPS[int(dec.ops[i, e])])
+                ed = _cell_edge(space, i, e, cell_ops[int(dec.ops[i, e])])
                 ed["weight"] = _round(marginals[i, e])
-                ed["op_weights"] = {o: _round(alpha[i, e, n], 3) for n, o in enumerate(DINTS_CELL_OPS)}
+                ed["op_weights"] = {o: _round(alpha[i, e, n], 3) for n, o in enumerate(cell_ops)}
                 cell_edges.append(ed)
     m = dict(meta or {})
     m.update({
         "num_layers": int(dec.edges.shape[0]),
         "num_depths": space.D,
         "stem_filters": int(stem_filters),
-        "cell_ops": list(DINTS_CELL_OPS),
+        "cell_ops": list(cell_ops),
         "patterns": [int(r) + 1 for r in dec.patterns],
         "node_activation": dec.nodes.tolist(),
         "log_prob": _round(dec.log_prob, 6),
     })
     return _doc(space=space, active=dec.nodes.astype(bool), cell_edges=cell_edges, in_channels=in_channels,
-                out_channels=out_channels, stem_filters=stem_filters, continuous=False, meta=m)
+                out_channels=out_channels, stem_filters=stem_filters, continuous=False, meta=m, method=method)
 
 
 def continuous_genotype(
     space: SearchSpace,
     *,
+    cell_ops: Sequence[str],
+    method: str,
     in_channels: int,
     out_channels: int,
     stem_filters: int,
@@ -148,21 +184,24 @@ def continuous_genotype(
     """Snapshot of the searching supernet: every node and candidate edge.
 
     Each cell edge carries ``weight`` = its probability ``p_e``, ``op_weights`` = softmax(alpha)
-    (3 decimals) and ``op`` = the current argmax op; when ``dec`` is given, edges of the current
-    decoded topology get ``"selected": true`` and nodes ``"active"``.
+    (3 decimals) and ``op`` = the current argmax op; when ``dec`` is given, every cell edge gets
+    ``"selected"`` (true on the current decoded topology, false elsewhere: the dashboard's "off"
+    style) and every node ``"active"``. ``cell_ops``/``method`` as in :func:`discrete_genotype`.
     """
+    cell_ops = tuple(cell_ops)
+    _check_op_axis(cell_ops, alpha)
     L = edge_probs.shape[0]
     active = dec.nodes.astype(bool) if dec is not None else np.ones((L + 1, space.D), dtype=bool)
     cell_edges = []
     for i in range(L):
         for e in range(space.E):
-            ed = _cell_edge(space, i, e, DINTS_CELL_OPS[int(np.argmax(alpha[i, e]))])
+            ed = _cell_edge(space, i, e, cell_ops[int(np.argmax(alpha[i, e]))])
             ed["weight"] = _round(edge_probs[i, e], 3)
-            ed["op_weights"] = {o: _round(alpha[i, e, n], 3) for n, o in enumerate(DINTS_CELL_OPS)}
-            if dec is not None and dec.edges[i, e]:
-                ed["selected"] = True
+            ed["op_weights"] = {o: _round(alpha[i, e, n], 3) for n, o in enumerate(cell_ops)}
+            if dec is not None:
+                ed["selected"] = bool(dec.edges[i, e])
             cell_edges.append(ed)
     m = dict(meta or {})
-    m.update({"num_layers": int(L), "num_depths": space.D, "stem_filters": int(stem_filters), "cell_ops": list(DINTS_CELL_OPS)})
+    m.update({"num_layers": int(L), "num_depths": space.D, "stem_filters": int(stem_filters), "cell_ops": list(cell_ops)})
     return _doc(space=space, active=active, cell_edges=cell_edges, in_channels=in_channels,
-                out_channels=out_channels, stem_filters=stem_filters, continuous=True, meta=m)
+                out_channels=out_channels, stem_filters=stem_filters, continuous=True, meta=m, method=method)

@@ -1,4 +1,5 @@
-"""The DiNTS topology search space (sec. 3.1, 3.3.2, 3.4) as small integer tables.
+"""The multi-resolution lattice search space of DiNTS (sec. 3.1, 3.3.2, 3.4) as small integer
+tables, shared by every lattice method (DiNTS, DAST): it knows edges and patterns, not ops.
 
 Levels ``d = 0..D-1`` are the resolutions of the lattice (``d`` = 1/2^(d+1) of the input with
 the stride-2 stems). Each super node ``s_i`` gets ``E = 3D - 2`` candidate input edges from
@@ -31,7 +32,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-__all__ = ["SearchSpace", "Edge", "get_space"]
+__all__ = ["SearchSpace", "Edge", "get_space", "level_channels", "level_shape"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class SearchSpace:
 
     def __init__(self, num_depths: int):
         if num_depths < 2:
-            raise ValueError("DiNTS needs at least 2 resolution levels")
+            raise ValueError("a lattice needs at least 2 resolution levels")
         self.D = int(num_depths)
         edges = []
         for t in range(self.D):
@@ -134,3 +135,13 @@ class SearchSpace:
 def get_space(num_depths: int) -> SearchSpace:
     """Cached :class:`SearchSpace` for ``num_depths`` levels."""
     return SearchSpace(num_depths)
+
+
+def level_channels(stem_filters: int, num_depths: int) -> list[int]:
+    """Channels of lattice level ``d`` (at 1/2^(d+1) resolution): ``stem_filters * 2^(d+1)``."""
+    return [stem_filters * 2 ** (d + 1) for d in range(num_depths)]
+
+
+def level_shape(patch, level: int) -> tuple[int, ...]:
+    """Spatial shape at absolute ``level`` (``1/2^level`` of ``patch``; lattice level d is d + 1)."""
+    return tuple(int(s) // 2**level for s in patch)
