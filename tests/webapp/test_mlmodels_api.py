@@ -29,7 +29,7 @@ def test_register_model_reads_the_bundle_and_is_idempotent(world):
     model = world["model"]
     assert model.val_dice == {"a": 0.5, "b": 0.25} and model.mean_dice == 0.375
     assert model.label_names["1"] == "a" and model.channel_names == ["image"] and model.method == "dints"
-    assert model.bundle_dir == f"runs/{model.run_id}" and (model.bundle_path / "bundle.json").is_file()
+    assert model.bundle_dir == f"runs/{model.run.storage_key}" and (model.bundle_path / "bundle.json").is_file()
     assert register_model(model.run).pk == model.pk and TrainedModel.objects.count() == 1
     search = make_run(world["project"], world["dataset"], status="succeeded")
     with pytest.raises(ValidationError):

@@ -219,7 +219,7 @@ def test_retrain_of_a_search_needs_a_succeeded_search(client, setup):
 
 
 # --- events ----------------------------------------------------------------------------------
-def test_event_sink_stores_in_order_and_rewind_drops_later_events(client, setup):
+def test_event_sink_stores_in_order_and_a_resume_rewind_drops_later_events(client, setup):
     from nasengine.events import Reporter
 
     from webapp.runs.events import LostClaim, RunEventSink
@@ -233,9 +233,12 @@ def test_event_sink_stores_in_order_and_rewind_drops_later_events(client, setup)
     reporter.emit("validation", step=4, dice={"a": 0.5}, mean_dice=0.5)
     assert list(RunEvent.objects.filter(run=run).values_list("seq", flat=True)) == [1, 2, 3, 4, 5, 6]
     run.refresh_from_db()
-    assert run.progress == {"step": 4, "total_steps": 10, "phase": "search"} and run.best_mean_dice == 0.5
-    reporter.rewind(3)  # a resumed run continues after its checkpoint's seq
-    reporter.emit("step", step=3, total_steps=10, phase="search", losses={"seg": 0.3})
+    assert (run.progress["step"], run.progress["total_steps"], run.progress["phase"]) == (4, 10, "search")
+    assert run.progress["fraction"] == 0.4 and run.best_mean_dice == 0.5
+    # The next attempt resumes from a checkpoint taken at seq 3: its sink may rewind once.
+    resumed = Reporter([RunEventSink(run.pk, "tok", may_rewind=True)])
+    resumed.rewind(3)
+    resumed.emit("step", step=3, total_steps=10, phase="search", losses={"seg": 0.3})
     assert list(RunEvent.objects.filter(run=run).values_list("seq", flat=True)) == [1, 2, 3, 4]
     client.force_login(setup["viewer"])
     page = client.get(f"/api/runs/{run.pk}/events?after=2").json()
@@ -244,7 +247,7 @@ def test_event_sink_stores_in_order_and_rewind_drops_later_events(client, setup)
     # Another worker took the run over: this sink must not write any more.
     Run.objects.filter(pk=run.pk).update(claim_token="other")
     with pytest.raises(LostClaim):
-        reporter.emit("step", step=4, total_steps=10, phase="search", losses={})
+        resumed.emit("step", step=4, total_steps=10, phase="search", losses={})
     assert RunEvent.objects.filter(run=run).count() == 4
 
 

@@ -103,7 +103,7 @@ def test_a_killed_worker_leaves_the_run_resumable_and_the_next_worker_finishes_i
 
 
 def test_a_run_held_by_a_live_worker_is_not_taken_but_a_stale_one_is(make_user, make_project, tmp_path, settings):
-    from webapp.runs.services import _claim
+    from webapp.runs.runtime import claim
 
     settings.VOXELSEARCH_RUN_STALE_SECONDS = 60
     owner = make_user("owner")
@@ -112,20 +112,20 @@ def test_a_run_held_by_a_live_worker_is_not_taken_but_a_stale_one_is(make_user, 
 
     dataset = Dataset.objects.create(project=project, name="D", source="files")
     run = make_run(project, dataset)
-    claimed, token = _claim(run.pk, "a@host")
+    claimed, token = claim(run.pk, "a@host")
     assert claimed.status == "running" and claimed.attempts == 1
-    assert _claim(run.pk, "b@host") == "busy"  # fresh heartbeat: another worker keeps off
+    assert claim(run.pk, "b@host") == "busy"  # fresh heartbeat: another worker keeps off
     Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=61))
-    taken, new_token = _claim(run.pk, "b@host")
+    taken, new_token = claim(run.pk, "b@host")
     assert new_token != token and taken.worker == "b@host" and taken.attempts == 2
     Run.objects.filter(pk=run.pk).update(status="succeeded")
-    assert _claim(run.pk, "c@host") is None  # a late duplicate delivery does nothing
+    assert claim(run.pk, "c@host") is None  # a late duplicate delivery does nothing
 
 
 def test_orphans_are_requeued_once_per_stale_period(make_user, make_project, settings, monkeypatch):
     from webapp.datasets.models import Dataset
     from webapp.runs import tasks
-    from webapp.runs.services import run_requeue_orphans
+    from webapp.runs.runtime import run_requeue_orphans
 
     settings.VOXELSEARCH_RUN_STALE_SECONDS = 60
     sent = []

@@ -7,6 +7,11 @@ import functools
 import json
 from pathlib import Path
 
+#: The method the end-to-end web tests search with: the one place that names it. Tests of
+#: behaviour every method shares run over the whole registry instead.
+WORKHORSE_METHOD = "dints"
+#: Overrides of the workhorse's ``tiny`` preset: a search of a few steps that still snapshots,
+#: validates and checkpoints.
 TINY = {"search_steps": 4, "warmup_steps": 1, "weight_only_steps": 1, "lr_milestones": [],
         "snapshot_every": 2, "validate_every": 3, "checkpoint_every": 2}
 GB = 1_000_000_000
@@ -16,13 +21,13 @@ GB = 1_000_000_000
 def _genotype_json(in_channels: int = 1, out_channels: int = 3) -> str:
     from nasengine.methods import get_method
 
-    method = get_method("dints")
+    method = get_method(WORKHORSE_METHOD)
     net = method.build_supernet(method.make_config("tiny", {}), in_channels, out_channels)
     return json.dumps(net.decode())
 
 
 def tiny_genotype(in_channels: int = 1, out_channels: int = 3) -> dict:
-    """A valid discrete DiNTS genotype of the tiny search space."""
+    """A valid discrete genotype of the workhorse method's tiny search space."""
     return json.loads(_genotype_json(in_channels, out_channels))
 
 
@@ -30,7 +35,7 @@ def make_run(project, dataset, *, kind="search", status="queued", genotype=None,
     """A Run row without a job (for pages and permissions)."""
     from webapp.runs.models import Run
 
-    run = Run.objects.create(project=project, dataset=dataset, kind=kind, method="dints", preset="tiny",
+    run = Run.objects.create(project=project, dataset=dataset, kind=kind, method=WORKHORSE_METHOD, preset="tiny",
                              config={}, resolved_config={"patch_size": [32, 32, 32]}, gpu_budget_bytes=8 * GB,
                              estimate_bytes=GB, genotype=genotype, **fields)
     if status != "queued":
@@ -48,7 +53,7 @@ def make_model(project, dataset, media_root: Path, *, genotype=None):
     out = run.bundle_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "bundle.json").write_text(json.dumps({
-        "format": "voxelsearch-model", "version": 1, "method": "dints",
+        "format": "voxelsearch-model", "version": 1, "method": WORKHORSE_METHOD,
         "labels": {"0": "background", "1": "a", "2": "b"}, "channel_names": ["image"],
         "validation": {"dice": {"a": 0.5, "b": 0.25}, "mean_dice": 0.375}, "exports": {"pt2": {"file": "network.pt2"}},
     }))

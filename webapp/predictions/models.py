@@ -4,13 +4,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
-from webapp.common.status import IllegalTransition, StatusMachine, stamp_job_times  # noqa: F401 (IllegalTransition re-exported)
-from webapp.projects.models import Project
+from webapp.common.jobs import Job, status_field
+from webapp.common.status import IllegalTransition  # noqa: F401 (re-exported)
 
 
-class Prediction(StatusMachine, models.Model):
+class Prediction(Job):
     """One volume segmented by a :class:`~webapp.mlmodels.models.TrainedModel`.
 
     Files live under ``MEDIA_ROOT/predictions/<storage_key>/``: ``input.nii.gz`` (the uploaded
@@ -37,7 +36,6 @@ class Prediction(StatusMachine, models.Model):
     INPUT_NAME = "input.nii.gz"
     OUTPUT_NAME = "label.nii.gz"
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="predictions")
     model = models.ForeignKey("mlmodels.TrainedModel", on_delete=models.PROTECT, related_name="predictions")
     #: Set when the input was picked from a dataset's cases rather than uploaded.
     source_case = models.ForeignKey(
@@ -57,35 +55,17 @@ class Prediction(StatusMachine, models.Model):
     voxel_volume_ml = models.FloatField(null=True, blank=True)
     #: Per class of the model: [{"value": 1, "name": "liver", "voxels": 1234, "ml": 12.3}, ...].
     volumes = models.JSONField(default=list, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = status_field(Status.choices)
     progress = models.CharField(max_length=300, blank=True)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    status_changed_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Job.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"{self.input_name} ({self.model})"
 
-    # -- the one place where status changes: StatusMachine.transition() -----------------------
+    # -- the one place where status changes: StatusMachine.transition() (see Job) -------------
     STATUS_NOUN = "prediction"
-
-    def on_transition(self, new_status, now, *, error: str | None = None) -> list[str]:
-        return stamp_job_times(self, new_status, now, error)
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None:
-            return None
-        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
 
     # -- files --------------------------------------------------------------------------------
     @property

@@ -7,6 +7,10 @@ The consumer joins the run's group *before* reading the stored events, replays t
 sent. Events are stored before they are broadcast, so a live event that arrives before the
 client's ``after`` is in the database and comes with the replay.
 
+Events of any type are forwarded (core and namespaced method types alike); one that came
+through the channel layer as a stub (``"layer_stub": true``, too big for a layer message) is read
+from the database and sent whole.
+
 Server -> client messages: ``{"kind": "event", "event": {...}}``, ``{"kind": "replayed",
 "last_seq": N}``, ``{"kind": "status", "run": {...}}``, ``{"kind": "rewind", "seq": N}``.
 """
@@ -89,15 +93,26 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             return  # not subscribed yet (it will come with the replay) or sent already
         if time.monotonic() - self.checked_at > RECHECK_SECONDS and not await self._allowed():
             return
-        if event["seq"] != self.last_seq + 1:
-            # A gap (a message lost by the channel layer): fill it from the database.
-            for stored in await database_sync_to_async(self._stored)(self.last_seq):
-                if stored["seq"] >= event["seq"]:
-                    break
-                await self.send_json({"kind": "event", "event": stored})
-                self.last_seq = stored["seq"]
+        stub = bool(event.get("layer_stub"))  # too big for the channel layer: read it from the database
+        if stub or event["seq"] != self.last_seq + 1:
+            # A gap (a message lost by the channel layer) or a stub: fill from the database.
+            await self._send_stored(upto=event["seq"] if stub else event["seq"] - 1)
+            if stub:
+                return
         await self.send_json({"kind": "event", "event": event})
         self.last_seq = event["seq"]
+
+    async def _send_stored(self, *, upto: int) -> None:
+        """Send the stored events after the last one sent, up to and including ``upto``."""
+        while self.last_seq < upto:
+            batch = await database_sync_to_async(self._stored)(self.last_seq)
+            for stored in batch:
+                if stored["seq"] > upto:
+                    return
+                await self.send_json({"kind": "event", "event": stored})
+                self.last_seq = stored["seq"]
+            if len(batch) < REPLAY_BATCH:
+                return
 
     async def run_rewind(self, message):
         seq = int(message["seq"])

@@ -1,20 +1,22 @@
 """Runs (a search or a retraining job) and the events they report."""
+import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
-from webapp.common.status import IllegalTransition, StatusMachine, stamp_job_times  # noqa: F401 (IllegalTransition re-exported)
+from webapp.common.jobs import Job, status_field
+from webapp.common.status import IllegalTransition  # noqa: F401 (re-exported)
 from webapp.datasets.models import Dataset
-from webapp.projects.models import Project
 
 
-class Run(StatusMachine, models.Model):
+class Run(Job):
     """One search or retraining job on a dataset.
 
     Files (engine output, checkpoints, the retrained bundle) live under
-    ``MEDIA_ROOT/runs/<id>/``. The status changes only through :meth:`transition`.
+    ``MEDIA_ROOT/runs/<storage_key>/``, a folder no other run can have, so a run never finds
+    files it did not write (runs created before the key existed keep ``runs/<id>/``). The
+    status changes only through :meth:`transition`.
     """
 
     class Kind(models.TextChoices):
@@ -38,7 +40,6 @@ class Run(StatusMachine, models.Model):
         Status.CANCELLED: frozenset(),
     }
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="runs")
     #: SET_NULL: a dataset (patient data) can always be deleted; its runs stay as records.
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     name = models.CharField(max_length=200, blank=True)
@@ -53,33 +54,27 @@ class Run(StatusMachine, models.Model):
     gpu_budget_bytes = models.BigIntegerField()
     estimate_bytes = models.BigIntegerField(default=0)
     estimate_details = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = status_field(Status.choices)
     cancel_requested = models.BooleanField(default=False)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones")
     #: Search: the decoded genotype it found. Retrain: the genotype it trains.
     genotype = models.JSONField(null=True, blank=True)
     #: Retrain: the search run whose genotype this trains (None for an uploaded genotype).
     source_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retrains")
-    error = models.TextField(blank=True)
     progress = models.JSONField(default=dict, blank=True)
     best_mean_dice = models.FloatField(null=True, blank=True)
     # -- the worker that holds the run (claim guard) -----------------------------------------
     claim_token = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
     #: When a job was last re-sent for this run because its worker seemed lost (one at a time).
     requeued_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    status_changed_at = models.DateTimeField(default=timezone.now)
+    #: Names the run's folder. Null only for runs created before it existed (their folder is
+    #: ``runs/<id>``, which a later run with a reused id could collide with).
+    storage_key = models.UUIDField(null=True, default=uuid.uuid4, unique=True, editable=False)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Job.Meta):
+        pass
 
     def __str__(self) -> str:
         return self.name or f"{self.get_kind_display()} #{self.pk}"
@@ -88,7 +83,7 @@ class Run(StatusMachine, models.Model):
     STATUS_NOUN = "run"
 
     def on_transition(self, new_status, now, *, error: str | None = None) -> list[str]:
-        fields = stamp_job_times(self, new_status, now, error)
+        fields = super().on_transition(new_status, now, error=error)
         if not self.TRANSITIONS[new_status]:
             self.claim_token = ""  # a finished run belongs to no worker
             fields.append("claim_token")
@@ -97,7 +92,8 @@ class Run(StatusMachine, models.Model):
     @property
     def out_dir(self) -> Path:
         """Engine output and checkpoints of this run."""
-        return Path(settings.MEDIA_ROOT) / "runs" / str(self.pk)
+        name = str(self.storage_key) if self.storage_key is not None else str(self.pk)
+        return Path(settings.MEDIA_ROOT) / "runs" / name
 
     @property
     def bundle_dir(self) -> Path:
@@ -105,20 +101,14 @@ class Run(StatusMachine, models.Model):
         ``checkpoints/`` sub-folder is not part of the bundle)."""
         return self.out_dir
 
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at or timezone.now()
-        return (end - self.started_at).total_seconds()
-
 
 class RunEvent(models.Model):
     """One engine event of a run: the source of truth for the dashboard and its replay."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveIntegerField()
-    type = models.CharField(max_length=32)
+    #: A core type (``step``) or a method's namespaced one (``c2fnas.candidate_finished``).
+    type = models.CharField(max_length=80)
     time = models.FloatField()
     payload = models.JSONField(default=dict)
 

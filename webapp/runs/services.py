@@ -1,42 +1,25 @@
-"""Writes for runs: create (search, retrain, clone), cancel, and execute (called by the tasks).
-
-A run is executed by whichever worker *claims* it: a compare-and-set of ``claim_token`` under
-a row lock. A worker keeps its claim alive with a heartbeat; a redelivered or re-queued task
-finds the run claimed with a fresh heartbeat and leaves it alone, or claimed with a stale
-heartbeat (the worker died) and takes it over, resuming from the run's last checkpoint.
+"""User commands on runs: estimate, create (search, retrain, clone), retrain a search, cancel,
+delete. Each checks access and validates before it writes; a created run is queued once the
+transaction commits. Executing a run is the worker runtime's job (``runtime``).
 """
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
-import uuid
-from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, connection, transaction
-from django.utils import timezone
+from django.db import transaction
 
 from webapp.common.tasks import enqueue_on_commit
 from webapp.datasets.models import Dataset
 from webapp.projects.access import require_write
 
 from . import engine
-from .events import LostClaim, RunEventSink, run_changed
+from .events import run_changed
 from .models import Run
 
 log = logging.getLogger(__name__)
 
 Status = Run.Status
-#: A run whose worker has not been heard of this long is taken to be orphaned (worker died).
-MAX_ATTEMPTS = 3
-
-
-def stale_after() -> timedelta:
-    seconds = getattr(settings, "VOXELSEARCH_RUN_STALE_SECONDS", None) or int(os.environ.get("VOXELSEARCH_RUN_STALE_SECONDS", "120"))
-    return timedelta(seconds=int(seconds))
 
 
 # --------------------------------------------------------------------------------- create
@@ -79,11 +62,10 @@ def estimate(*, dataset: Dataset, kind: str, method: str = "", preset: str = "",
 
 
 def _enqueue(run: Run) -> None:
-    from .tasks import run_retrain, run_search
+    from .tasks import task_for
 
-    task = run_search if run.kind == Run.Kind.SEARCH else run_retrain
     run_id = run.pk
-    enqueue_on_commit(task, run_id, on_error=lambda: _fail_unqueued(run_id))
+    enqueue_on_commit(task_for(run.kind), run_id, on_error=lambda: _fail_unqueued(run_id))
 
 
 def _fail_unqueued(run_id: int) -> None:
@@ -181,196 +163,6 @@ def run_cancel(*, actor, run: Run) -> Run:
             run.transition(Status.CANCELLED)
     run_changed(run)
     return run
-
-
-# --------------------------------------------------------------------------------- execute
-
-def _claim(run_id: int, worker: str):
-    """Take the run for this worker: returns (run, token), "busy" (held by a live worker) or
-    None (nothing to do)."""
-    with transaction.atomic():
-        run = Run.objects.select_for_update(of=("self",)).select_related("dataset", "project").filter(pk=run_id).first()
-        if run is None or run.is_final:
-            return None
-        now = timezone.now()
-        if run.status == Status.RUNNING and run.claim_token and run.heartbeat_at and now - run.heartbeat_at < stale_after():
-            return "busy"
-        if run.cancel_requested and run.status == Status.QUEUED:
-            run.transition(Status.CANCELLED)
-            return None
-        if run.attempts >= MAX_ATTEMPTS:
-            run.transition(Status.FAILED, error=(
-                f"The run stopped without finishing {MAX_ATTEMPTS} times (its worker was lost, for example "
-                "because it ran out of memory). Lower the budget-related settings or ask the administrators."
-            ))
-            return None
-        token = uuid.uuid4().hex
-        run.claim_token = token
-        run.worker = (worker or socket.gethostname())[:200]
-        run.heartbeat_at = now
-        run.attempts += 1
-        run.save(update_fields=["claim_token", "worker", "heartbeat_at", "attempts"])
-        if run.status == Status.QUEUED:
-            run.transition(Status.RUNNING)
-    return run, token
-
-
-class _Heartbeat(threading.Thread):
-    """Refreshes ``heartbeat_at`` while the engine works (a long validation has no events)."""
-
-    def __init__(self, run_id: int, token: str):
-        super().__init__(name=f"run-{run_id}-heartbeat", daemon=True)
-        self.run_id, self.token = run_id, token
-        self.stopped = threading.Event()
-        self.lost = False
-
-    def run(self):
-        interval = max(0.5, stale_after().total_seconds() / 4)
-        try:
-            while not self.stopped.wait(interval):
-                try:
-                    if not Run.objects.filter(pk=self.run_id, claim_token=self.token).update(heartbeat_at=timezone.now()):
-                        self.lost = True
-                        return
-                except Exception:
-                    log.warning("Heartbeat of run %s failed", self.run_id, exc_info=True)
-        finally:
-            connection.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=10)
-
-
-class _CancelCheck:
-    """Reads ``cancel_requested`` at most once a second; raises LostClaim if the run was taken over."""
-
-    def __init__(self, run_id: int, token: str, heartbeat: _Heartbeat, every: float = 1.0):
-        self.run_id, self.token, self.heartbeat, self.every = run_id, token, heartbeat, every
-        self.checked_at = 0.0
-        self.cancelled = False
-
-    def __call__(self) -> bool:
-        import time
-
-        if self.heartbeat.lost:
-            raise LostClaim(f"run {self.run_id} was taken over")
-        now = time.monotonic()
-        if not self.cancelled and now - self.checked_at >= self.every:
-            self.checked_at = now
-            row = Run.objects.filter(pk=self.run_id).values_list("cancel_requested", "claim_token").first()
-            if row is None or row[1] != self.token:
-                raise LostClaim(f"run {self.run_id} was taken over")
-            self.cancelled = bool(row[0])
-        return self.cancelled
-
-
-def _finish(run_id: int, token: str, status: str, *, error: str | None = None, genotype: dict | None = None) -> Run | None:
-    from webapp.mlmodels.services import register_model
-
-    with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.claim_token != token or run.is_final:
-            return None
-        if genotype is not None:
-            run.genotype = genotype
-            run.save(update_fields=["genotype"])
-        if status == Status.SUCCEEDED and run.kind == Run.Kind.RETRAIN:
-            try:
-                with transaction.atomic():
-                    register_model(run)
-            except ValidationError as exc:
-                status, error = Status.FAILED, " ".join(exc.messages)
-        run.transition(status, error=error)
-    run_changed(run)
-    return run
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def run_execute(*, run_id: int, worker: str = "") -> str:
-    """Run the search or retraining of ``run_id`` in this process (the Celery task calls this).
-
-    Returns what happened: "done", "busy" (another live worker holds it), "skipped", "lost".
-    """
-    from nasengine import api
-    from nasengine.config import ConfigError
-    from nasengine.data import DataError
-    from nasengine.events import CallableCancelToken, Cancelled, Reporter
-    from nasengine.genotype import GenotypeError
-    from nasengine.inference.bundle import BundleError
-    from nasengine.training.checkpoint import CHECKPOINT_NAME
-
-    claim = _claim(run_id, worker)
-    if claim in (None, "busy"):
-        return claim or "skipped"
-    run, token = claim
-    if run.dataset is None:
-        _finish(run.pk, token, Status.FAILED, error="The run's dataset was deleted.")
-        return "done"
-    run_changed(run)
-    out = run.out_dir
-    resume = (out / api.CHECKPOINT_DIR / CHECKPOINT_NAME).is_file()
-    heartbeat = _Heartbeat(run.pk, token)
-    heartbeat.start()
-    reporter = Reporter([RunEventSink(run.pk, token)])
-    cancel = CallableCancelToken(_CancelCheck(run.pk, token, heartbeat))
-    log.info("Run %s (%s) starts on %s, attempt %s%s", run.pk, run.kind, run.worker, run.attempts, ", resuming" if resume else "")
-    try:
-        if run.kind == Run.Kind.SEARCH:
-            genotype = api.search(run.method, run.dataset.msd_dir, out, preset=run.preset, overrides=run.config,
-                                  reporter=reporter, cancel=cancel, resume=resume)
-            _finish(run.pk, token, Status.SUCCEEDED, genotype=genotype)
-        else:
-            api.retrain(run.genotype, run.dataset.msd_dir, out, preset=run.preset, overrides=run.config,
-                        reporter=reporter, cancel=cancel, resume=resume)
-            _finish(run.pk, token, Status.SUCCEEDED)
-    except LostClaim:
-        log.warning("Run %s was taken over by another worker; this one stops", run_id)
-        return "lost"
-    except Cancelled:
-        _finish(run.pk, token, Status.CANCELLED)
-    except (ConfigError, DataError, GenotypeError, BundleError) as exc:
-        _finish(run.pk, token, Status.FAILED, error=_one_line(exc))
-    except Exception as exc:
-        if isinstance(exc.__context__, LostClaim) or isinstance(exc.__cause__, LostClaim):
-            return "lost"
-        log.exception("Run %s failed", run_id)
-        _finish(run.pk, token, Status.FAILED, error=f"Internal error: {_one_line(exc)} (details in the worker's log).")
-    finally:
-        heartbeat.stop()
-        close_old_connections()
-    return "done"
-
-
-def run_requeue_orphans(*, stale_only: bool = False) -> list[int]:
-    """Queue again the runs left ``running`` by a worker that died.
-
-    Called when a worker starts (``worker_ready``): runs whose heartbeat is stale are queued now,
-    the others in one stale period (their worker may have died just now). Called with
-    ``stale_only`` after each run job, so a surviving worker also rescues another's run. At most
-    one re-sent job per run and stale period; the claim guard makes a needless one a no-op.
-    """
-    from .tasks import run_retrain, run_search
-
-    requeued = []
-    stale = stale_after()
-    now = timezone.now()
-    for run in Run.objects.filter(status=Status.RUNNING).only("pk", "kind", "heartbeat_at", "requeued_at"):
-        fresh = run.heartbeat_at is not None and now - run.heartbeat_at < stale
-        if (stale_only and fresh) or (run.requeued_at is not None and now - run.requeued_at < stale):
-            continue
-        if not Run.objects.filter(pk=run.pk, requeued_at=run.requeued_at).update(requeued_at=now):
-            continue  # another worker re-sent it just now
-        task = run_search if run.kind == Run.Kind.SEARCH else run_retrain
-        countdown = stale.total_seconds() + 1 if fresh else 0
-        task.apply_async(args=[run.pk], countdown=countdown)
-        requeued.append(run.pk)
-        log.info("Re-queued orphaned run %s (in %ss)", run.pk, countdown)
-    return requeued
 
 
 def run_delete(*, actor, run: Run) -> None:

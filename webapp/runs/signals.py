@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 @worker_ready.connect
 def requeue_orphans_on_start(sender=None, **kwargs):
     try:
-        from .services import run_requeue_orphans
+        from .runtime import run_requeue_orphans
 
         run_requeue_orphans()
     except Exception:  # never keep a worker from starting
