@@ -32,8 +32,8 @@ GENOTYPE_FILE = "genotype.json"
 CHECKPOINT_DIR = "checkpoints"
 
 __all__ = ["list_methods", "make_demo_data", "estimate", "search", "retrain", "predict",
-           "retrain_schema", "prepare_data", "PreparedData", "EVENTS_FILE", "GENOTYPE_FILE",
-           "CHECKPOINT_DIR"]
+           "retrain_schema", "make_retrain_config", "checkpoint_exists", "prepare_data",
+           "PreparedData", "EVENTS_FILE", "GENOTYPE_FILE", "CHECKPOINT_DIR"]
 
 
 # ----------------------------------------------------------------------------- methods, demo
@@ -43,8 +43,11 @@ def list_methods() -> list[dict[str, Any]]:
     return [registry[name].describe() for name in sorted(registry)]
 
 
-def retrain_schema() -> dict[str, Any]:
-    """JSON Schema of the retraining settings, with the presets under ``x-presets``."""
+def retrain_schema(method: str | None = None) -> dict[str, Any]:
+    """JSON Schema of the retraining settings of ``method`` (its ``retrain_config_class``;
+    None: the shared ``RetrainConfig``), with the presets under ``x-presets``."""
+    if method is not None:
+        return get_method(method).retrain_schema()
     schema = json_schema(RetrainConfig, title="retraining settings")
     schema["x-presets"] = {k: dict(v) for k, v in RETRAIN_PRESETS.items()}
     return schema
@@ -116,13 +119,32 @@ def _write_json(path: Path, doc: Any) -> None:
 
 
 def _start_reporter(reporter: Reporter | None, out: Path, resume: bool) -> Reporter:
-    """The caller's reporter or one writing ``out/events.jsonl``; numbering starts after the
-    checkpoint's ``seq`` on resume, else at 1 (older events in the sinks are dropped)."""
+    """The run's reporter: the caller's, or one writing ``out/events.jsonl``.
+
+    The run owns the event stream and rewinds it once, here, before any loop runs (loops
+    never rewind):
+
+    - resuming with a checkpoint: to the ``seq`` of the newest checkpoint over all stages
+      (``checkpoint.latest_reporter_seq``), so the events after it are emitted once more and
+      never twice;
+    - a fresh start with a reporter that has not emitted yet: to 0, so a previous attempt's
+      events (a worker that died before its first checkpoint) are dropped from the sinks;
+    - a fresh start with a reporter that has already emitted: not at all (the caller's stream
+      goes on; nothing it holds is erased).
+    """
     if reporter is None:
         reporter = Reporter([JsonLinesSink(out / EVENTS_FILE)])
-    seq = ckpt.peek_reporter_seq(out / CHECKPOINT_DIR / ckpt.CHECKPOINT_NAME) if resume else None
-    reporter.rewind(seq or 0)
+    seq = ckpt.latest_reporter_seq(out / CHECKPOINT_DIR) if resume else None
+    if seq is not None:
+        reporter.rewind(seq)
+    elif reporter.seq == 0:
+        reporter.rewind(0)
     return reporter
+
+
+def checkpoint_exists(out_dir: PathLike) -> bool:
+    """True when the run in ``out_dir`` has a checkpoint of any stage (it can resume)."""
+    return ckpt.checkpoint_exists(Path(out_dir) / CHECKPOINT_DIR)
 
 
 def _report_failure(reporter: Reporter, exc: BaseException) -> None:
@@ -188,18 +210,21 @@ def search(method: str, data_dir: PathLike, out_dir: PathLike, preset: str | Non
         prepared = prepare_data(data_dir, divisor=settings.divisor,
                                 patch_size=settings.patch_size, max_patch=settings.max_patch,
                                 val_fraction=settings.val_fraction, seed=settings.seed)
-        from nasengine.data import PatchLoader
+        from nasengine.data import DataFactory
 
-        splits, plan = prepared.splits, prepared.plan
-        loader_args = dict(patch_size=plan.patch_size, batch_size=settings.batch_size,
-                           fg_oversample=settings.fg_oversample)
+        plan = prepared.plan
+        factory = DataFactory(cases=prepared.cases, train_ids=prepared.splits.train,
+                              val_ids=prepared.splits.val, patch_size=plan.patch_size,
+                              batch_size=settings.batch_size,
+                              fg_oversample=settings.fg_oversample, seed=settings.seed)
+        ids1, ids2 = factory.split(settings.arch_split)
+        splits = dataclasses.replace(prepared.splits, train1=ids1, train2=ids2)
         data = SearchData(
-            plan=plan,
-            train1=PatchLoader(prepared.subset(splits.train1), seed=settings.seed, **loader_args),
-            train2=PatchLoader(prepared.subset(splits.train2), seed=settings.seed + 1,
-                               **loader_args),
-            val_cases=prepared.subset(splits.val), in_channels=plan.in_channels,
-            out_channels=plan.out_channels, label_names=prepared.label_names, device=dev)
+            plan=plan, train1=factory.loader(ids1, seed=settings.seed),
+            train2=factory.loader(ids2, seed=settings.seed + 1),
+            val_cases=factory.val_cases(), in_channels=plan.in_channels,
+            out_channels=plan.out_channels, label_names=prepared.label_names, device=dev,
+            factory=factory)
         _write_json(out / "plan.json", plan.to_dict())
         _write_json(out / "splits.json", splits.to_dict())
         _write_json(out / "config.json", {"method": m.name, "preset": preset or m.default_preset,
@@ -243,9 +268,23 @@ def _divisor(genotype: dict[str, Any]) -> int:
     return int(meta.get("divisor") or 2 ** max(levels, default=0))
 
 
+def _retrain_method(method: str | None, genotype: Mapping[str, Any] | None = None):
+    """The registered method whose retraining settings apply, or None for the shared ones:
+    ``method`` when given (it must exist), else the genotype's ``method`` if registered."""
+    if method is not None:
+        return get_method(method)
+    name = (genotype or {}).get("method")
+    return registry.get(name) if isinstance(name, str) else None
+
+
 def make_retrain_config(preset: str | None = None,
-                        overrides: Mapping[str, Any] | None = None) -> RetrainConfig:
-    """Retraining config from a preset (``paper``, ``small``, ``tiny``) and overrides."""
+                        overrides: Mapping[str, Any] | None = None,
+                        method: str | None = None) -> Any:
+    """Retraining config from a preset and overrides: ``method``'s own config class and
+    presets (``SearchMethod.retrain_config_class`` / ``retrain_presets``), or the shared
+    ``RetrainConfig`` with ``paper``, ``small``, ``tiny`` when ``method`` is None."""
+    if method is not None:
+        return get_method(method).make_retrain_config(preset, overrides)
     preset = preset or "paper"
     if preset not in RETRAIN_PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known presets: "
@@ -256,9 +295,13 @@ def make_retrain_config(preset: str | None = None,
 def retrain(genotype: PathLike | Mapping[str, Any], data_dir: PathLike, out_dir: PathLike,
             preset: str | None = None, overrides: Mapping[str, Any] | None = None,
             reporter: Reporter | None = None, cancel: CancelToken | None = None,
-            resume: bool = False, device: torch.device | str | None = None) -> Path:
+            resume: bool = False, device: torch.device | str | None = None,
+            method: str | None = None) -> Path:
     """Train the architecture from scratch on the dataset; ``out_dir`` becomes a model bundle
     (plus ``events.jsonl`` when no reporter is given and ``checkpoints/``). Returns ``out_dir``.
+
+    The retraining settings (``preset``, ``overrides``) are those of ``method``, by default
+    the genotype's method when it is registered, else the shared ``RetrainConfig``.
     """
     from nasengine.training.retrain import retrain as _retrain
 
@@ -266,8 +309,12 @@ def retrain(genotype: PathLike | Mapping[str, Any], data_dir: PathLike, out_dir:
     out.mkdir(parents=True, exist_ok=True)
     reporter = _start_reporter(reporter, out, resume)
     try:
-        config = make_retrain_config(preset, overrides)
         doc, genotype_path = _load_genotype(genotype)
+        retrain_method = _retrain_method(method, doc)
+        if retrain_method is not None:
+            config = retrain_method.make_retrain_config(preset, overrides)
+        else:
+            config = make_retrain_config(preset, overrides)
         dev = device if isinstance(device, torch.device) else select_device(device)
         prepared = prepare_data(data_dir, divisor=_divisor(doc), patch_size=config.patch_size,
                                 max_patch=config.max_patch, val_fraction=config.val_fraction,
@@ -292,7 +339,8 @@ def retrain(genotype: PathLike | Mapping[str, Any], data_dir: PathLike, out_dir:
             source={"dataset": getattr(spec, "name", ""), "data_dir": str(Path(data_dir)),
                     "genotype_file": genotype_path, "method": doc.get("method"),
                     "train_cases": list(train_ids), "val_cases": list(prepared.splits.val),
-                    "preset": preset or "paper"})
+                    "preset": preset or "paper",
+                    "retrain_settings": retrain_method.name if retrain_method else "shared"})
         return _retrain(doc, data, config, reporter, out, as_cancel_token(cancel),
                         resume=resume, device=dev)
     except Cancelled:

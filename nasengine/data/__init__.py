@@ -5,6 +5,7 @@ from .checks import check_case, check_dataset, check_headers, check_image, load_
 from .dataset import Case, DatasetSpec, dataset_from_pairs, load_dataset
 from .demo import make_demo_data
 from .errors import DataError
+from .factory import DataFactory, split_ids
 from .fingerprint import compute_fingerprint
 from .io import DEFAULT_MAX_VOXELS, NiftiInfo, NiftiVolume, clear_header_text, inspect_nifti, read_nifti, write_nifti
 from .plan import Plan, make_plan
@@ -24,6 +25,7 @@ __all__ = [
     "Case",
     "DEFAULT_MAX_VOXELS",
     "DataError",
+    "DataFactory",
     "DatasetSpec",
     "NiftiInfo",
     "NiftiVolume",
@@ -51,5 +53,6 @@ __all__ = [
     "read_nifti",
     "restore_channels",
     "restore_label",
+    "split_ids",
     "write_nifti",
 ]

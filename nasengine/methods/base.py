@@ -17,9 +17,12 @@ class SearchData:
     """Everything a method's ``search()`` needs, built by ``api.search()`` from a dataset.
 
     ``train1`` / ``train2``: infinite ``PatchLoader`` iterators of
-    ``{"image": FloatTensor[B,C,*patch], "label": LongTensor[B,1,*patch]}`` (weights and
-    architecture halves of the training cases); ``val_cases``: preprocessed validation cases
-    (``image`` float32 [C,X,Y,Z], ``label`` uint8 [X,Y,Z]); ``label_names`` background first.
+    ``{"image": FloatTensor[B,C,*patch], "label": LongTensor[B,1,*patch]}`` over the weights
+    and architecture parts of the training cases (``DataSettings.arch_split``, 1:1 by
+    default); ``val_cases``: preprocessed validation cases (``image`` float32 [C,X,Y,Z],
+    ``label`` uint8 [X,Y,Z]); ``label_names`` background first. ``factory`` (a
+    ``nasengine.data.DataFactory``; None when a caller builds ``SearchData`` by hand) builds
+    new loaders over any subset of the training cases at any patch size.
     """
 
     plan: Any
@@ -30,6 +33,7 @@ class SearchData:
     out_channels: int
     label_names: list[str]
     device: torch.device | None = None
+    factory: Any = None  # nasengine.data.DataFactory
 
 
 @dataclasses.dataclass
@@ -55,6 +59,8 @@ class DataSettings:
     fg_oversample: float = 0.33
     seed: int = 0
     max_patch: tuple[int, int, int] | None = None
+    #: weights : architecture share of the training cases (``train1`` : ``train2``).
+    arch_split: tuple[float, float] = (1, 1)
 
 
 class SearchMethod:
@@ -72,6 +78,10 @@ class SearchMethod:
     config_class: ClassVar[type]
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     default_preset: ClassVar[str] = "paper"
+    #: Retraining settings of this method's architectures: a ``RetrainConfig`` subclass (or a
+    #: dataclass with its fields) and its presets; None means the shared ones.
+    retrain_config_class: ClassVar[type | None] = None
+    retrain_presets: ClassVar[dict[str, dict[str, Any]] | None] = None
 
     # -- config -----------------------------------------------------------------------------
     def schema(self) -> dict[str, Any]:
@@ -98,6 +108,41 @@ class SearchMethod:
                 raise ConfigError(str(exc)) from None
         return config
 
+    # -- retraining config --------------------------------------------------------------
+    def retrain_config_type(self) -> type:
+        """The retraining config dataclass (default: the shared ``RetrainConfig``)."""
+        if self.retrain_config_class is not None:
+            return self.retrain_config_class
+        from nasengine.training.retrain import RetrainConfig
+
+        return RetrainConfig
+
+    def retrain_preset_table(self) -> dict[str, dict[str, Any]]:
+        """Retraining presets (default: the shared ``RETRAIN_PRESETS``)."""
+        if self.retrain_presets is not None:
+            return self.retrain_presets
+        from nasengine.training.retrain import RETRAIN_PRESETS
+
+        return RETRAIN_PRESETS
+
+    def retrain_schema(self) -> dict[str, Any]:
+        """JSON Schema of the retraining settings with ``x-presets``."""
+        schema = json_schema(self.retrain_config_type(),
+                             title=f"{self.name} retraining settings")
+        schema["x-presets"] = {k: dict(v) for k, v in self.retrain_preset_table().items()}
+        return schema
+
+    def make_retrain_config(self, preset: str | None = None,
+                            overrides: Mapping[str, Any] | None = None) -> Any:
+        """Retraining config from one of this method's presets and ``overrides``."""
+        presets = self.retrain_preset_table()
+        preset = preset or ("paper" if "paper" in presets else next(iter(presets)))
+        if preset not in presets:
+            raise ConfigError(f"unknown retraining preset {preset!r} for {self.name}; known "
+                              f"presets: {', '.join(presets)}", "preset")
+        return build_config(self.retrain_config_type(), merge_values(presets[preset],
+                                                                     overrides))
+
     def data_settings(self, config: Any) -> DataSettings:
         """Data preparation settings read from the config (override when names differ)."""
         values = {}
@@ -119,19 +164,37 @@ class SearchMethod:
     def search_schedule(self, config: Any):
         raise NotImplementedError
 
+    def make_optimisers(self, config: Any, weights: list[nn.Parameter],
+                        arch: list[nn.Parameter]) -> tuple[Any, Any] | None:
+        """``(weight optimiser, arch optimiser | None)`` for the bi-level loop, or None for
+        the default (SGD + Adam from ``search_schedule(config)``)."""
+        return None
+
+    def loss_fn(self, config: Any):
+        """``(logits, label) -> scalar`` of the search, or None for ``DiceCELoss``."""
+        return None
+
     def search(self, data: SearchData, config: Any, reporter, checkpoint_dir: str | Path,
                cancel=None, resume: bool = False) -> dict[str, Any]:
         """Run the search and return the decoded genotype (default: shared bi-level loop)."""
-        from nasengine.training.search_loop import run_bilevel_search
+        from nasengine.training.search_loop import default_optimisers, run_bilevel_search
 
         network = self.build_supernet(config, data.in_channels, data.out_channels)
+        schedule = self.search_schedule(config)
+
+        def make_optimisers(weights, arch):
+            chosen = self.make_optimisers(config, weights, arch)
+            return chosen if chosen is not None else default_optimisers(schedule)(weights,
+                                                                                   arch)
+
         return run_bilevel_search(
             network, train1=data.train1, train2=data.train2, val_cases=data.val_cases,
-            schedule=self.search_schedule(config), reporter=reporter,
+            schedule=schedule, reporter=reporter,
             checkpoint_dir=checkpoint_dir, cancel=cancel, resume=resume, device=data.device,
             roi_size=self.data_settings(config).patch_size or getattr(data.plan, "patch_size",
                                                                       None),
-            label_names=data.label_names)
+            label_names=data.label_names, make_optimisers=make_optimisers,
+            loss_fn=self.loss_fn(config))
 
     # -- architecture -> network ------------------------------------------------------------
     def build_network(self, genotype: dict[str, Any]) -> nn.Module:
@@ -153,7 +216,8 @@ class SearchMethod:
         return 2 ** max(levels, default=0)
 
     def describe(self) -> dict[str, Any]:
-        """Name, paper, description, presets and schema (``python -m nasengine methods``)."""
+        """Name, paper, description, presets, schema and retraining schema
+        (``python -m nasengine methods``)."""
         return {"name": self.name, "paper": self.paper, "description": self.description,
                 "default_preset": self.default_preset, "presets": sorted(self.presets),
-                "schema": self.schema()}
+                "schema": self.schema(), "retrain_schema": self.retrain_schema()}
