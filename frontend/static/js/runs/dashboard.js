@@ -1,20 +1,21 @@
 // Live run page. The WebSocket replays stored events after the last sequence number this page
 // has (sent as {"after": N} on every connect), then streams live ones; the page reconnects with
-// backoff. Charts and the architecture graph are rebuilt from the events it holds.
+// backoff. Charts (one per series group, every numeric leaf of a step event) and the
+// architecture graph are rebuilt from the events it holds.
 import { getJSON } from '../http.js';
-import { LineChart } from './chart.js';
+import { ChartBoard } from './charts.js';
 import { drawGenotype, drawLegend } from './graph.js';
+import { StepAxis, stepSeries, validationSeries } from './series.js';
 
 const data = JSON.parse(document.getElementById('dashboard-data').textContent);
 const $ = (id) => document.getElementById(id);
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 const GB = 1e9;
+// what the worker's memory figure counts (nasengine.training.common.memory_usage)
+const MEMORY_KINDS = { cuda_max_allocated: 'peak CUDA memory allocated this run', rss: 'resident memory of the worker process', max_rss: 'peak resident memory of the worker process' };
 
-const charts = {
-  losses: new LineChart($('chart-losses'), { log: true, height: 220 }),
-  dice: new LineChart($('chart-dice'), { yMin: 0, yMax: 1 }),
-  lrs: new LineChart($('chart-lrs'), {}),
-};
+const charts = new ChartBoard($('chart-board'), { filenamePrefix: `run-${data.run}` });
+let axis = new StepAxis();
 const graphBox = $('arch-graph');
 let events = [];
 let lastSeq = 0;
@@ -58,11 +59,14 @@ function fmtSeconds(s) {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
-function progress(step, total, time) {
+// A multi-stage method's step events count steps per stage and may carry `progress`, the
+// overall fraction: the bar shows that when given, the text the stage's own count.
+function progress(step, total, time, stage = null, overall = null) {
   if (!total) return;
-  $('run-progress').max = total;
-  $('run-progress').value = step;
-  $('run-progress-text').textContent = `step ${step} / ${total}`;
+  const bar = $('run-progress');
+  if (typeof overall === 'number') { bar.max = 1; bar.value = Math.max(0, Math.min(1, overall)); } else { bar.max = total; bar.value = step; }
+  $('run-progress-text').textContent = `${stage ? `${stage}: ` : ''}step ${step} / ${total}${typeof overall === 'number' ? ` (${Math.round(100 * overall)}% overall)` : ''}`;
+  if (stepTimes.length && stepTimes[stepTimes.length - 1][0] > step) stepTimes = []; // a new stage counts from 1
   stepTimes.push([step, time]);
   if (stepTimes.length > 30) stepTimes.shift();
   if (stepTimes.length >= 2 && !FINAL.has(status)) {
@@ -96,17 +100,15 @@ function apply(event) {
     case 'step':
       totalSteps = event.total_steps || totalSteps;
       $('run-phase').textContent = event.phase;
-      for (const [name, value] of Object.entries(event.losses || {})) charts.losses.add(name, event.step, value);
-      for (const [name, value] of Object.entries(event.lrs || {})) charts.lrs.add(name, event.step, value);
+      charts.addAll(stepSeries(event), axis.x(event));
       if (event.memory_bytes) {
         const m = event.memory_bytes;
-        $('memory-used').textContent = `${m >= GB ? `${(m / GB).toFixed(2)} GB` : `${Math.round(m / 1e6)} MB`} (${event.memory_kind || 'peak'})`;
+        $('memory-used').textContent = `${m >= GB ? `${(m / GB).toFixed(2)} GB` : `${Math.round(m / 1e6)} MB`} (${MEMORY_KINDS[event.memory_kind] || event.memory_kind || 'peak'})`;
       }
-      progress(event.step, totalSteps, event.time);
+      progress(event.step, totalSteps, event.time, event.stage || null, typeof event.progress === 'number' ? event.progress : null);
       break;
     case 'validation':
-      for (const [name, value] of Object.entries(event.dice || {})) charts.dice.add(name, event.step, value);
-      charts.dice.add('mean', event.step, event.mean_dice);
+      charts.addAll(validationSeries(event), axis.x(event));
       break;
     case 'architecture':
       latestArchitecture = { genotype: event.genotype, step: event.step };
@@ -141,7 +143,8 @@ function receive(event) {
 
 function rebuild() {
   // A resumed run dropped the events after its checkpoint: redraw from what is left.
-  Object.values(charts).forEach((c) => c.clear());
+  charts.clear();
+  axis = new StepAxis();
   latestArchitecture = null;
   stepTimes = [];
   const kept = events;
@@ -203,7 +206,7 @@ async function poll() {
   setTimeout(poll, 5000);
 }
 
-window.addEventListener('resize', () => { drawGraphSoon(); Object.values(charts).forEach((c) => c.schedule()); });
+window.addEventListener('resize', () => { drawGraphSoon(); charts.resize(); });
 const fill = $('memory-estimate-fill');
 if (fill && data.budget_bytes) {
   fill.style.width = `${Math.min(100, (100 * data.estimate_bytes) / data.budget_bytes)}%`;

@@ -61,10 +61,6 @@ async function loadDefaults(useInitial) {
   }
   if (useInitial && initial.config) values = { ...values, ...initial.config };
   schemaForm = renderSchemaForm(schemaBox, currentSchema(), values, { skip: ['seed'] });
-  schemaBox.querySelectorAll('input, select').forEach((el) => {
-    el.addEventListener('input', scheduleEstimate);
-    el.addEventListener('change', scheduleEstimate);
-  });
   scheduleEstimate();
 }
 
@@ -151,7 +147,31 @@ async function estimate() {
     ? `Needs ${fmt(needed)} ${what}, budget ${fmt(budget)}${fits ? ': fits.' : ': does not fit. Lower the patch size, batch size, layers or filters, or raise the budget.'}`
     : `Needs ${fmt(needed)} ${what}. Give a budget.`;
   estimateText.dataset.fits = String(fits);
+  estimateText.dataset.neededBytes = String(needed);
+  showBreakdown(result);
   submit.disabled = !fits;
+}
+
+// What the figure counts, in the engine's own terms (MemoryEstimate.details); shown under it.
+const DETAIL_TEXT = {
+  search_activation_bytes: 'activations autograd saves in one forward of the supernet (one batch at the search patch, fp32)',
+  retrain_activation_bytes: 'activations of the retrained network (one batch at its patch)',
+  memory_bytes: 'activations per sample at the patch',
+  parameters: 'parameters',
+};
+
+function showBreakdown(result) {
+  const list = document.getElementById('estimate-details');
+  if (!list) return;
+  list.replaceChildren();
+  for (const [key, text] of Object.entries(DETAIL_TEXT)) {
+    const v = (result.details || {})[key];
+    if (typeof v !== 'number') continue;
+    const li = document.createElement('li');
+    li.dataset.detail = key;
+    li.textContent = `${key === 'parameters' ? Number(v).toLocaleString('en') : fmt(v)}: ${text}`;
+    list.append(li);
+  }
 }
 
 form.addEventListener('submit', async (event) => {
@@ -196,6 +216,9 @@ async function start() {
   }
   presetSelect.addEventListener('change', () => loadDefaults(false));
   [budgetInput, seedInput].forEach((el) => el.addEventListener('input', scheduleEstimate));
+  // one listener for every input the schema form has or adds later (rows of a map field)
+  schemaBox.addEventListener('input', scheduleEstimate);
+  schemaBox.addEventListener('change', scheduleEstimate);
   await loadDefaults(true);
 }
 
