@@ -24,7 +24,7 @@ def small_doc() -> dict:
     """in -> stem -> n0_1 -> {conv, down+p3d} -> {n1_1, n1_2} -> n2_1 -> head -> out."""
     return {
         "format": "voxelsearch-genotype",
-        "version": 1,
+        "version": 2,
         "method": "test",
         "in_channels": 2,
         "out_channels": 3,
@@ -76,7 +76,8 @@ def _set(path_fn, value):
 
 BAD = {
     "wrong format": (_set(lambda d: (d, "format"), "other"), "format"),
-    "wrong version": (_set(lambda d: (d, "version"), 2), "version"),
+    "wrong version": (_set(lambda d: (d, "version"), 3), "version"),
+    "bool version": (_set(lambda d: (d, "version"), True), "version"),
     "unknown top field": (_set(lambda d: (d, "extra"), 1), "extra"),
     "unknown op": (_set(lambda d: (d["edges"][1], "op"), "conv_9x9x9"), "edges[1].op"),
     "dangling source": (_set(lambda d: (d["edges"][3], "source"), "nowhere"), "edges[3].source"),
@@ -163,7 +164,7 @@ def test_builder_shapes_and_node_sums():
 
 def test_builder_sums_parallel_edges():
     doc = {
-        "format": "voxelsearch-genotype", "version": 1, "method": "t", "in_channels": 3, "out_channels": 3,
+        "format": "voxelsearch-genotype", "version": 2, "method": "t", "in_channels": 3, "out_channels": 3,
         "nodes": [
             {"id": "in", "kind": "input", "layer": 0, "level": 0, "channels": 3},
             {"id": "out", "kind": "output", "layer": 1, "level": 0, "channels": 3},
@@ -203,7 +204,8 @@ def test_derive_figures_match_the_built_network():
 
 
 def test_json_schema_agrees_with_validate():
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a dev dependency of the project: a missing one must fail, not skip
+
     doc = small_doc()
     jsonschema.validate(doc, SCHEMA)
     bad = _broken(_set(lambda d: (d["edges"][1], "op"), "conv_9x9x9"))
@@ -211,4 +213,4 @@ def test_json_schema_agrees_with_validate():
         jsonschema.validate(bad, SCHEMA)
     from nasengine.ops import OPS
 
-    assert set(SCHEMA["properties"]["edges"]["items"]["properties"]["op"]["enum"]) == set(OPS)
+    assert set(SCHEMA["$defs"]["op_name"]["enum"]) == set(OPS)
