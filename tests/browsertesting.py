@@ -1,11 +1,13 @@
-"""Helpers shared by the browser tests: finding Debian's chromium, its launch arguments, and
-measuring a label overlay in a screenshot.
+"""Helpers shared by the browser tests: finding Debian's chromium, its launch arguments,
+measuring a label overlay in a screenshot, and a page of the project's own ES modules served
+from frontend/static without a web server (for unit-level browser tests of one module).
 
 A plain module (not conftest.py) so tests can import it by name, as tests/webtesting.py.
 """
 from __future__ import annotations
 
 import io
+import mimetypes
 import os
 from pathlib import Path
 
@@ -21,7 +23,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-VIEWER_MODULE = Path(__file__).resolve().parents[1] / "frontend" / "static" / "vendor" / "niivue" / "niivue.js"
+STATIC = Path(__file__).resolve().parents[1] / "frontend" / "static"
+VIEWER_MODULE = STATIC / "vendor" / "niivue" / "niivue.js"
+#: What the run pages import from npm packages (charts, graph layout), built by `npm run build`.
+RUN_PAGE_MODULES = (STATIC / "vendor" / "uplot" / "uPlot.esm.js", STATIC / "vendor" / "dagre" / "dagre.js")
 
 
 def skip_or_fail(problem: str):
@@ -32,7 +37,8 @@ def skip_or_fail(problem: str):
 
 
 def find_chromium(*, need_viewer: bool = False) -> str:
-    """The chromium binary, with Playwright importable (and NiiVue built when ``need_viewer``)."""
+    """The chromium binary, with Playwright importable and the run pages' npm modules built
+    (and NiiVue when ``need_viewer``)."""
     for candidate in (os.environ.get("VOXELSEARCH_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
         if candidate and os.access(candidate, os.X_OK):
             path = candidate
@@ -45,7 +51,38 @@ def find_chromium(*, need_viewer: bool = False) -> str:
         skip_or_fail("the playwright python package is not installed (pip install -r requirements.txt)")
     if need_viewer and not VIEWER_MODULE.is_file():
         skip_or_fail(f"{VIEWER_MODULE} is missing: run `npm ci && npm run build` in frontend/ (scripts/test does it)")
+    for module in RUN_PAGE_MODULES:
+        if not module.is_file():
+            skip_or_fail(f"{module} is missing: run `npm ci && npm run build` in frontend/ (scripts/test does it)")
     return path
+
+
+#: Origin of the module pages: only Playwright's router answers it (no socket, no server).
+MODULE_ORIGIN = "http://modules.voxelsearch.test"
+
+
+def open_module_page(context, body_html: str, *, head_html: str = ""):
+    """A page at MODULE_ORIGIN whose HTML is ``body_html`` and whose /static/ URLs are the files
+    of frontend/static, so ``<script type="module">`` can import the project's modules by the
+    URLs the real pages use. Returns the page, loaded."""
+    html = (f"<!doctype html><html><head><meta charset='utf-8'>"
+            f"<link rel='stylesheet' href='/static/css/voxelsearch.css'><link rel='stylesheet' href='/static/css/runs.css'>"
+            f"{head_html}</head><body>{body_html}</body></html>")
+
+    def serve(route):
+        path = route.request.url[len(MODULE_ORIGIN):].split("?", 1)[0]
+        if path in ("/", ""):
+            return route.fulfill(body=html, content_type="text/html")
+        file = (STATIC / path.removeprefix("/static/")).resolve()
+        if not path.startswith("/static/") or STATIC not in file.parents or not file.is_file():
+            return route.fulfill(status=404, body="not found")
+        kind = "text/javascript" if file.suffix in (".js", ".mjs") else (mimetypes.guess_type(file.name)[0] or "application/octet-stream")
+        return route.fulfill(path=str(file), content_type=kind)
+
+    page = context.new_page()
+    page.route(f"{MODULE_ORIGIN}/**", serve)
+    page.goto(f"{MODULE_ORIGIN}/")
+    return page
 
 
 def overlay_pixels(png: bytes, colours: list[dict], opaque: bool = False) -> dict[int, int]:

@@ -284,7 +284,8 @@ function field(path, prop, value, registry, { bare = false } = {}) {
     element: wrap,
     read(bad, at = key) {
       if (none && none.checked) return null;
-      return part.read(bad, at);
+      const value = part.read(bad, at);
+      return at in bad ? undefined : value; // a field with a problem is not sent
     },
     setError(text) { error.textContent = text || ''; error.hidden = !text; wrap.classList.toggle('invalid', Boolean(text)); },
   };
