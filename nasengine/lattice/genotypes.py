@@ -18,9 +18,9 @@ Layout of a lattice genotype (levels are absolute: lattice level d sits at level
 
 from __future__ import annotations
 
-import numpy as np
-
 from collections.abc import Sequence
+
+import numpy as np
 
 from .. import genotype as _genotype
 from ..genotype import FORMAT, VERSION

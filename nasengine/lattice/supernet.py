@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from ..ops import get_op
 from ..ops.operations import HeadOut, HeadUp, Identity, Stem
 from . import losses
-from .decode import Decoded, decode as decode_arrays
+from .decode import Decoded
+from .decode import decode as decode_arrays
 from .genotypes import continuous_genotype, discrete_genotype
 from .space import SearchSpace, get_space, level_channels
 

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ...lattice.space import SearchSpace, level_channels
 from ...lattice.supernet import LatticeSupernet
-from ...ops.operations import P3D_KERNELS, fast_dilation, FactorizedIncrease, FactorizedReduce
+from ...ops.operations import P3D_KERNELS, FactorizedIncrease, FactorizedReduce, fast_dilation
 from .cell_ops import DINTS_CELL_OPS
 
 __all__ = ["MixedNode", "DiNTSSupernet", "level_channels"]

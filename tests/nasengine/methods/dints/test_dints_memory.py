@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from nasengine.genotype import build_network, derive_figures
-from nasengine.methods.dints.config import PRESETS, DiNTSConfig
-from nasengine.methods.dints.memory import estimate_memory, op_cost_table, supernet_activation_bytes
-from nasengine.methods.dints.model_search import DiNTSSupernet
+from nasengine.lattice.decode import Decoded
+from nasengine.lattice.genotypes import discrete_genotype
 from nasengine.lattice.space import get_space
+from nasengine.methods.dints import DINTS_CELL_OPS, METHOD
+from nasengine.methods.dints.config import PRESETS, DiNTSConfig
+from nasengine.methods.dints.memory import estimate_memory, op_cost_table, retrain_filters, supernet_activation_bytes
+from nasengine.methods.dints.model_search import DiNTSSupernet
 from nasengine.ops import OPS, saved_activation_bytes
 
 
@@ -72,3 +75,54 @@ def test_paper_search_memory_is_plausible():
     est = estimate_memory(DiNTSConfig(), 1, 3)
     per_gpu = est.details["search_activation_bytes_per_sample"] + 3 * 4 * est.details["search_parameters"]
     assert 2e9 < per_gpu < 16e9
+
+
+# ---- the plug-in surface's memory contract (docs/PLUGIN-SURFACE.md) ----------------------------
+def test_contract_search_activation_bytes_match_saved_tensors_at_tiny():
+    """details["search_activation_bytes"]: one forward of the supernet the search trains, on one
+    batch of the config's batch size and patch, within 10% of what autograd saves."""
+    c = METHOD.make_config("tiny")
+    details = METHOD.estimate_memory(c, 1, 3).details
+    torch.manual_seed(0)
+    net = METHOD.build_supernet(c, 1, 3)
+    x = torch.randn(c.batch_size, 1, *c.patch_size)
+    measured = saved_activation_bytes(lambda: net(x), exclude=net)
+    assert details["search_activation_bytes"] == pytest.approx(measured, rel=0.10)
+    assert details["search_activation_bytes"] == pytest.approx(measured, rel=0.01)  # in fact exact
+
+
+def _all_edges_genotype(c, op_index: int) -> dict:
+    """The retrain network of ``c`` with every edge of every layer on, op ``op_index`` on each."""
+    space = get_space(c.num_depths)
+    L = c.num_layers
+    every = space.pattern_row([1] * space.E)
+    dec = Decoded(patterns=np.full(L, every), edges=np.ones((L, space.E), dtype=np.int64),
+                  ops=np.full((L, space.E), op_index), nodes=np.ones((L + 1, space.D), dtype=np.int64), log_prob=0.0)
+    n = len(DINTS_CELL_OPS)
+    return discrete_genotype(dec, space, cell_ops=DINTS_CELL_OPS, method="dints", in_channels=1, out_channels=3,
+                             stem_filters=retrain_filters(c.stem_filters, c.retrain_channel_multiplier),
+                             marginals=np.ones((L, space.E)), alpha=np.full((L, space.E, n), 1 / n))
+
+
+def test_contract_retrain_activation_bytes_match_saved_tensors_of_the_expected_network():
+    """details["retrain_activation_bytes"] forecasts the retrained network before the search: the
+    stems and head, plus sigma times the cells with every edge on, each at the mean op (uniform
+    alpha). At sigma = 1 that is the mean over the five networks with every edge on and one op
+    everywhere; measured at the retrain batch and the config's patch, within 10%."""
+    c = METHOD.make_config("tiny", {"sigma": 1.0})
+    forecast = METHOD.estimate_memory(c, 1, 3).details["retrain_activation_bytes"]
+    x = torch.randn(c.retrain_batch_size, 1, *c.patch_size)
+    measured = []
+    for n in range(len(DINTS_CELL_OPS)):
+        model = build_network(_all_edges_genotype(c, n))
+        measured.append(saved_activation_bytes(lambda: model(x), exclude=model))
+    assert forecast == pytest.approx(np.mean(measured), rel=0.10)
+    assert forecast == pytest.approx(np.mean(measured), rel=0.02)  # in fact close to exact
+
+
+def test_retrain_forecast_is_linear_in_the_budget():
+    """Between sigma = 0 (stems and head only) and 1 (every edge), the forecast scales the cells."""
+    at = {s: METHOD.estimate_memory(METHOD.make_config("tiny", {"sigma": s}), 1, 3).details["retrain_activation_bytes"]
+          for s in (0.0, 0.8, 1.0)}
+    assert at[0.0] < at[0.8] < at[1.0]
+    assert at[0.8] == pytest.approx(at[0.0] + 0.8 * (at[1.0] - at[0.0]), rel=1e-6)

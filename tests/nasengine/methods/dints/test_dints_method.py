@@ -1,13 +1,15 @@
 """The DiNTS plug-in: registry, presets, config errors, schedule, a tiny search end to end."""
 
-import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from nasengine.config import ConfigError
 from nasengine.events import ListSink, Reporter
-from nasengine.genotype import build_network, validate
+from nasengine.genotype import validate
 from nasengine.methods import get_method
 from nasengine.methods.base import SearchData
 from nasengine.methods.dints import METHOD, DiNTSConfig
@@ -65,6 +67,31 @@ def test_data_settings_and_schedule():
     sched = METHOD.search_schedule(c)
     assert sched.search_steps == c.search_steps and sched.arch_lr == c.arch_lr
     assert tuple(sched.lr_milestones) == tuple(c.lr_milestones)
+
+
+def test_schedule_ramps_every_regulariser_linearly():
+    """Eq. 11: L = L_seg + t/t_all (entropies + lambda topology + memory); the shared loop's
+    default is a constant weight, so DiNTS asks for the linear ramp on every term."""
+    sched = METHOD.search_schedule(METHOD.make_config("tiny"))
+    assert sched.regulariser_ramps == {"*": "linear"}
+    assert not sched.regulariser_weights  # lambda is inside the topology term already
+
+
+def test_retrain_presets_are_the_papers():
+    from nasengine.training.retrain import RETRAIN_PRESETS
+
+    assert METHOD.retrain_presets is RETRAIN_PRESETS
+    assert RETRAIN_PRESETS["paper"] == {}  # the RetrainConfig defaults: sec. 4.1
+
+
+def test_a_broken_method_module_fails_loudly():
+    """No swallowed ImportError: if the plug-in cannot be imported, importing DiNTS raises."""
+    code = ("import sys; sys.modules['nasengine.methods.dints.method'] = None\n"
+            "try:\n    import nasengine.methods.dints\nexcept ImportError as exc:\n    print('raised', exc)\n"
+            "else:\n    print('imported', nasengine.methods.dints.METHOD)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[4], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("raised"), out.stdout
 
 
 class _Loader:

@@ -5,13 +5,14 @@ import io
 import json
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nasengine.genotype import build_network, validate
 from nasengine.lattice import losses
+from nasengine.lattice.supernet import MixedLatticeNode
+from nasengine.methods.dints import DINTS_CELL_OPS
 from nasengine.methods.dints.model_search import DiNTSSupernet
 
 torch.manual_seed(0)
@@ -178,3 +179,37 @@ def test_paper_sized_parameter_count_vs_monai():
     total_monai = sum(p.numel() for p in mnet.parameters())
     assert total_monai - total_ours == monai_stems - ours_stems
     assert abs(total_ours / total_monai - 1) < 0.01
+
+
+def _generic_twin(fused, space, level, channels):
+    """The shared lattice's plain node over DINTS_CELL_OPS, holding the fused node's weights."""
+    generic = MixedLatticeNode(space, level, channels, DINTS_CELL_OPS)
+    c = fused.c
+    with torch.no_grad():
+        for k in range(fused.n):
+            generic.pre[k].load_state_dict(fused.pre[k].state_dict())
+            rows = slice(k * c, (k + 1) * c)
+            skip, conv, *p3d = generic.ops[k]
+            assert not list(skip.parameters())
+            conv.conv.weight.copy_(fused.conv3[rows])
+            conv.norm.weight.copy_(fused.gamma[0, k])
+            conv.norm.bias.copy_(fused.beta[0, k])
+            for i, op in enumerate(p3d):
+                op.conv.weight.copy_(fused.p3d_a[i][rows])
+                op.conv_1.weight.copy_(fused.p3d_b[i][rows])
+                op.norm.weight.copy_(fused.gamma[1 + i, k])
+                op.norm.bias.copy_(fused.beta[1 + i, k])
+    return generic
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_fused_node_equals_the_generic_lattice_node(level):
+    """DiNTS's fast path computes exactly what the shared lattice node computes with the
+    registry's ops (so DAST's plain nodes and DiNTS's fused ones are the same model)."""
+    net = tiny()
+    fused = net.layers[1][level]
+    generic = _generic_twin(fused, net.space, level, net.channels)
+    edges = [net.space.edges[e] for e in fused.edge_range]
+    xs = [torch.randn(2, net.channels[e.source], *([8 // 2 ** e.source] * 3)) for e in edges]
+    w = torch.rand(fused.n, len(DINTS_CELL_OPS))
+    torch.testing.assert_close(fused(xs, w), generic(xs, w), atol=1e-4, rtol=1e-4)
