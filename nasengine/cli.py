@@ -5,7 +5,8 @@
     python -m nasengine estimate --method dints --data DIR [--preset tiny] [--set k=v] [--json]
     python -m nasengine search   --method dints --data DIR --out DIR [--preset tiny] [--set k=v]
                                  [--resume]
-    python -m nasengine retrain  --genotype FILE --data DIR --out DIR [--preset tiny] [--resume]
+    python -m nasengine retrain  --genotype FILE --data DIR --out DIR [--method M] [--preset tiny]
+                                 [--resume]
     python -m nasengine predict  --model DIR --input FILE --output FILE
 
 User errors (bad data, settings, architecture or model files) print one line and exit 2.
@@ -76,6 +77,7 @@ def _cancel_token(args: argparse.Namespace):
 def cmd_methods(args: argparse.Namespace) -> int:
     from nasengine import api
 
+    # each method carries its own "retrain_schema"; "retrain" is the shared one
     doc = {"methods": api.list_methods(), "retrain": api.retrain_schema()}
     print(json.dumps(doc, indent=2))
     return 0
@@ -132,7 +134,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     bundle = api.retrain(args.genotype, args.data, out, args.preset, parse_set_options(args.set),
                          reporter=_reporter(out, args.quiet), cancel=_cancel_token(args),
-                         resume=args.resume, device=args.device)
+                         resume=args.resume, device=args.device, method=args.method)
     info = json.loads((Path(bundle) / "bundle.json").read_text())
     dice = info.get("validation", {}).get("mean_dice")
     exports = ", ".join(k for k, v in info.get("exports", {}).items() if "file" in v) or "none"
@@ -209,7 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genotype", required=True, metavar="FILE")
     common(p)
     p.add_argument("--out", required=True, metavar="DIR")
-    settings(p, "retraining preset (paper, small, tiny; default paper)")
+    p.add_argument("--method", default=None,
+                   help="whose retraining settings and presets to use (default: the "
+                        "genotype's method; the shared ones when it is not installed)")
+    settings(p, "retraining preset of the method (shared: paper, small, tiny; default "
+                "paper)")
     run_control(p)
     p.set_defaults(func=cmd_retrain)
 

@@ -119,3 +119,143 @@ def test_retrain_presets_validate(preset):
     config = api.make_retrain_config(preset)
     assert config.total_steps > 0
     assert api.retrain_schema()["x-presets"][preset] is not None
+
+
+# ----------------------------------------------------------------------------- issue 7
+
+import dataclasses  # noqa: E402
+
+from engine_fakes import TinySupernet  # noqa: E402
+
+from nasengine.config import setting  # noqa: E402
+from nasengine.events import CallableCancelToken, Cancelled  # noqa: E402
+from nasengine.methods import UnknownMethodError  # noqa: E402
+from nasengine.training import checkpoint as ckpt  # noqa: E402
+from nasengine.training.retrain import RetrainConfig, train_from_scratch  # noqa: E402
+from nasengine.training.search_loop import run_bilevel_search  # noqa: E402
+
+
+@dataclasses.dataclass
+class DeepRetrainConfig(RetrainConfig):
+    """Retraining with an extra, method-specific knob."""
+
+    deep_supervision: bool = setting(False, "Auxiliary losses at the coarse levels")
+
+
+class RetrainingFake(FakeMethod):
+    """A method with its own retraining settings and paper preset."""
+
+    name = "fake_rt"
+    retrain_config_class = DeepRetrainConfig
+    retrain_presets = {"paper": {"steps": 123}, "tiny": {"warmup_steps": 1, "steps": 2,
+                                                        "lr_milestones": [1],
+                                                        "deep_supervision": True,
+                                                        "patch_size": [16, 16, 16],
+                                                        "validate_every": 0, "export": False}}
+
+
+class TwoStageFake(FakeMethod):
+    """Chains two loops in one run: the bi-level search (first 60%), then the decoded network
+    trained from scratch on a loader from the data factory (last 40%)."""
+
+    name = "fake_two"
+
+    def search(self, data, config, reporter, checkpoint_dir, cancel=None, resume=False):
+        net = TinySupernet(data.in_channels, data.out_channels, config.width)
+        genotype = run_bilevel_search(
+            net, train1=data.train1, train2=data.train2, val_cases=data.val_cases,
+            schedule=self.search_schedule(config), reporter=reporter,
+            checkpoint_dir=checkpoint_dir, cancel=cancel, resume=resume, device=data.device,
+            roi_size=config.patch_size, label_names=data.label_names, stage="search",
+            progress_span=(0.0, 0.6), emit_finished=False)
+        child = self.build_network(genotype)
+        train = data.factory.loader(data.factory.train_ids, seed=42, batch_size=1)
+        stage_data = dataclasses.make_dataclass("D", ["train", "val_cases", "label_names"])(
+            train, data.val_cases, data.label_names)
+        result = train_from_scratch(
+            child, stage_data, RetrainConfig(warmup_steps=1, steps=3, lr_milestones=(),
+                                             validate_every=0, checkpoint_every=0,
+                                             export=False),
+            reporter, checkpoint_dir, stage="polish", cancel=cancel, resume=resume,
+            device=data.device, roi_size=config.patch_size, progress_span=(0.6, 1.0))
+        reporter.emit("fake_two.polished", mean_dice=result["mean_dice"])
+        reporter.emit("finished", genotype=genotype)
+        return genotype
+
+
+@pytest.fixture
+def extra_methods():
+    register(RetrainingFake())
+    register(TwoStageFake())
+    yield
+    unregister("fake_rt")
+    unregister("fake_two")
+
+
+def test_retraining_settings_come_from_the_genotypes_method(tmp_path, demo, extra_methods):
+    schema = api.retrain_schema("fake_rt")
+    assert "deep_supervision" in schema["properties"]
+    assert schema["x-presets"]["paper"] == {"steps": 123}
+    assert "deep_supervision" not in api.retrain_schema()["properties"]  # the shared one
+    assert api.make_retrain_config("paper", method="fake_rt").steps == 123
+    assert api.make_retrain_config("paper").steps == 40000
+    with pytest.raises(UnknownMethodError):
+        api.retrain_schema("nope")
+    described = next(m for m in api.list_methods() if m["name"] == "fake_rt")
+    assert described["retrain_schema"] == schema
+    # the genotype says fake_rt: its tiny preset (with its own setting) is used
+    out = api.retrain(tiny_genotype(method="fake_rt"), demo, tmp_path / "m", "tiny",
+                      {"deep_supervision": False})
+    info = nasengine.inference.read_bundle(out).info
+    assert info["source"]["retrain"]["deep_supervision"] is False
+    assert info["source"]["retrain"]["steps"] == 2 and info["source"]["retrain_settings"] == "fake_rt"
+    # a method-specific setting is refused under the shared settings
+    with pytest.raises(ConfigError, match="deep_supervision: unknown setting"):
+        api.retrain(tiny_genotype(), demo, tmp_path / "m2", "tiny", {"deep_supervision": True},
+                    method=None)
+
+
+def test_a_fresh_run_continues_a_reporter_that_has_already_emitted(tmp_path, demo, fake):
+    sink = ListSink()
+    reporter = Reporter([sink])
+    reporter.emit("fake.prelude", note="the caller's own event")
+    api.search("fake", demo, tmp_path / "s", "tiny", {"search_steps": 1}, reporter=reporter)
+    assert sink[0]["type"] == "fake.prelude"
+    assert [e["seq"] for e in sink] == list(range(1, len(sink) + 1))
+
+
+def test_two_stage_method_resumes_inside_its_second_stage_through_the_api(tmp_path, demo,
+                                                                         extra_methods):
+    import torch
+
+    overrides = {"search_steps": 2, "checkpoint_every": 0, "validate_every": 0}
+    api.search("fake_two", demo, tmp_path / "a", "tiny", overrides)
+    full = read_events(tmp_path / "a" / "events.jsonl")
+    assert [e["seq"] for e in full] == list(range(1, len(full) + 1))
+    assert [e["type"] for e in full][-2:] == ["fake_two.polished", "finished"]
+    assert {e["stage"] for e in full if e["type"] == "step"} == {"search", "polish"}
+    assert [e["progress"] for e in full if e["type"] == "step"][-1] == pytest.approx(1.0)
+
+    steps = []
+    token = CallableCancelToken(lambda: any(e.get("stage") == "polish" and e["step"] == 2
+                                            for e in steps))
+    assert not api.checkpoint_exists(tmp_path / "b")
+    with pytest.raises(Cancelled):
+        api.search("fake_two", demo, tmp_path / "b", "tiny", overrides,
+                   reporter=Reporter([lambda e: steps.append(e) if e["type"] == "step" else None,
+                                      nasengine.events.JsonLinesSink(tmp_path / "b" / "events.jsonl")]),
+                   cancel=token)
+    assert api.checkpoint_exists(tmp_path / "b")
+    stages = sorted(p.name for p in ckpt.stage_files(tmp_path / "b" / "checkpoints"))
+    assert stages == ["polish.pt", "search.pt"]
+    torch.manual_seed(5)
+    api.search("fake_two", demo, tmp_path / "b", "tiny", overrides, resume=True)
+    events = read_events(tmp_path / "b" / "events.jsonl")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert "cancelled" not in [e["type"] for e in events]
+    strip = lambda es: [(e["stage"], e["step"], e["losses"], e["progress"])  # noqa: E731
+                        for e in es if e["type"] == "step"]
+    assert strip(events) == strip(full)
+    a = torch.load(tmp_path / "a" / "checkpoints" / "polish.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoints" / "polish.pt", weights_only=True)
+    assert all(torch.equal(a["network"][k], b["network"][k]) for k in a["network"])

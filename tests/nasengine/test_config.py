@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 
@@ -103,3 +104,29 @@ def test_parse_set_options():
         "inner": {"depth": 4}, "sigma": None}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_set_options(["lr"])
+
+
+@dataclasses.dataclass
+class Maps:
+    """Name -> value settings (regulariser weights and ramps)."""
+
+    weights: dict[str, float] = setting({}, "Weights", minimum=0.0)
+    ramps: dict[str, typing.Literal["constant", "linear"]] = setting({"*": "constant"}, "Ramps")
+
+
+def test_dict_settings_validate_each_value_and_render_as_objects():
+    cfg = build_config(Maps, {"weights": {"memory": 2, "*": 0.5}, "ramps": {"*": "linear"}})
+    assert cfg.weights == {"memory": 2.0, "*": 0.5} and isinstance(cfg.weights["memory"], float)
+    assert cfg.ramps == {"*": "linear"}
+    with pytest.raises(ConfigError, match=r"^weights\.memory: must be a number >= 0\.0, got -1$"):
+        build_config(Maps, {"weights": {"memory": -1}})
+    with pytest.raises(ConfigError, match=r"^ramps\.topology: must be one of"):
+        build_config(Maps, {"ramps": {"topology": "cubic"}})
+    with pytest.raises(ConfigError, match=r"^weights: must be"):
+        build_config(Maps, {"weights": [1, 2]})
+    schema = json_schema(Maps)["properties"]
+    assert schema["weights"]["type"] == "object"
+    assert schema["weights"]["additionalProperties"] == {"type": "number", "minimum": 0.0}
+    assert schema["ramps"]["additionalProperties"] == {"enum": ["constant", "linear"],
+                                                       "type": "string"}
+    assert schema["ramps"]["default"] == {"*": "constant"}

@@ -61,8 +61,8 @@ def _check_events(path: Path) -> list[dict]:
 def test_search_retrain_predict(method, tmp_path, demo, request, capsys):
     if method == "fake":
         request.getfixturevalue("fake_method")
-    elif method not in registry:
-        pytest.skip("the dints method is not registered yet")
+    else:
+        assert method in registry, f"{method} must be registered (a broken method fails)"
     search_sets, retrain_sets = FAST[method]
     search_out, model, seg = tmp_path / "search", tmp_path / "model", tmp_path / "seg.nii.gz"
     assert main(["search", "--method", method, "--data", str(demo), "--out", str(search_out),
@@ -124,6 +124,7 @@ def test_methods_and_estimate_commands(demo, fake_method, capsys):
     assert fake["schema"]["properties"]["patch_size"]["type"] == "array"
     assert set(fake["presets"]) == {"paper", "tiny"}
     assert doc["retrain"]["properties"]["steps"]["default"] == 40000
+    assert fake["retrain_schema"]["properties"]["steps"]["default"] == 40000  # shared fallback
     assert main(["estimate", "--method", "fake", "--data", str(demo), "--preset", "tiny"]) == 0
     table = capsys.readouterr().out
     assert "search" in table and "retrain" in table and "GiB" in table
@@ -149,6 +150,13 @@ def test_methods_and_estimate_commands(demo, fake_method, capsys):
     (["retrain", "--genotype", "{tmp}/g.json", "--data", "{demo}", "--out", "{tmp}/m",
       "--set", "stepz=3"],
      "error: stepz: unknown setting (did you mean 'steps'?)"),
+    (["retrain", "--genotype", "{tmp}/g.json", "--data", "{demo}", "--out", "{tmp}/m",
+      "--method", "fake", "--preset", "huge"],
+     "error: preset: unknown retraining preset 'huge' for fake; known presets: paper, small, "
+     "tiny"),
+    (["retrain", "--genotype", "{tmp}/g.json", "--data", "{demo}", "--out", "{tmp}/m",
+      "--method", "nope"],
+     "error: unknown search method 'nope'"),
     (["predict", "--model", "{tmp}", "--input", "{tmp}/x.nii.gz", "--output", "{tmp}/y.nii.gz"],
      "error: "),
 ])

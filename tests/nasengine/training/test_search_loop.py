@@ -168,9 +168,12 @@ def test_architecture_events_stay_small_at_paper_size():
     """A 12-layer, 4-level DiNTS snapshot must stay far below the channel layer's limit."""
     import json
 
-    model_search = pytest.importorskip("nasengine.methods.dints.model_search")
+    from nasengine.methods import get_method
     from nasengine.training.common import compact_genotype
 
-    net = model_search.DiNTSSupernet(1, 3, 12, 4, 1)  # size of a snapshot ignores filters
+    dints = get_method("dints")  # a missing or broken DiNTS fails here, never skips
+    config = dints.make_config("paper", {"stem_filters": 1})  # snapshot size ignores filters
+    net = dints.build_supernet(config, 1, 3)
+    assert (config.num_layers, config.num_depths) == (12, 4)
     event = Reporter([]).emit("architecture", step=0, genotype=compact_genotype(net.snapshot()))
     assert len(json.dumps(event)) < 64 * 1024
