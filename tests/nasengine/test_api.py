@@ -125,6 +125,7 @@ def test_retrain_presets_validate(preset):
 
 import dataclasses  # noqa: E402
 
+import engine_fakes  # noqa: E402
 from engine_fakes import TinySupernet  # noqa: E402
 
 from nasengine.config import setting  # noqa: E402
@@ -259,3 +260,32 @@ def test_two_stage_method_resumes_inside_its_second_stage_through_the_api(tmp_pa
     a = torch.load(tmp_path / "a" / "checkpoints" / "polish.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "checkpoints" / "polish.pt", weights_only=True)
     assert all(torch.equal(a["network"][k], b["network"][k]) for k in a["network"])
+
+
+@dataclasses.dataclass
+class SplitConfig(engine_fakes.FakeConfig):
+    """Fake settings with SCNAS's 4:1 weights/architecture split."""
+
+    arch_split: tuple[float, float] = setting((4, 1), "Weights : architecture cases",
+                                              minimum=0.1)
+
+
+class SplitFake(FakeMethod):
+    name = "fake_split"
+    config_class = SplitConfig
+
+
+def test_a_method_chooses_its_weights_architecture_split(tmp_path_factory):
+    import json
+
+    demo6 = nasengine.make_demo_data(tmp_path_factory.mktemp("api6") / "demo", n_cases=6)
+    register(SplitFake())
+    try:
+        out = tmp_path_factory.mktemp("split")
+        api.search("fake_split", demo6, out, "tiny", {"search_steps": 1})
+    finally:
+        unregister("fake_split")
+    splits = json.loads((out / "splits.json").read_text())
+    assert len(splits["train"]) == 5
+    assert (len(splits["train1"]), len(splits["train2"])) == (4, 1)
+    assert splits["train1"] + splits["train2"] == splits["train"]
