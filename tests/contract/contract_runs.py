@@ -77,7 +77,8 @@ class ContractRuns:
                                             shape=DEMO_SHAPE)
         return self._demo
 
-    def _memo(self, key: tuple[str, str], make):
+    def memo(self, key: tuple[str, str], make):
+        """``make()`` the first time ``key`` (method, what) is asked for, then the same value."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -91,7 +92,7 @@ class ContractRuns:
             genotype = api.search(method, self.demo_data(), out, preset=SEARCH_PRESET,
                                   cancel=CallableCancelToken(counter), device=DEVICE)
             return RunResult(out, genotype, counter.checks)
-        return self._memo((method, "search"), run)
+        return self.memo((method, "search"), run)
 
     def resumed_search(self, method: str) -> RunResult:
         """The same search cancelled halfway, then resumed from its checkpoints."""
@@ -110,7 +111,7 @@ class ContractRuns:
             genotype = api.search(method, self.demo_data(), out, preset=SEARCH_PRESET,
                                   resume=True, device=DEVICE)
             return RunResult(out, genotype, counter.checks)
-        return self._memo((method, "search-resumed"), run)
+        return self.memo((method, "search-resumed"), run)
 
     # ---- retrain -----------------------------------------------------------------------
     def retrain_overrides(self, method: str) -> dict[str, Any]:
@@ -128,7 +129,7 @@ class ContractRuns:
                         preset=RETRAIN_PRESET, overrides=self.retrain_overrides(method),
                         cancel=CallableCancelToken(counter), device=DEVICE)
             return RunResult(out, None, counter.checks)
-        return self._memo((method, "retrain"), run)
+        return self.memo((method, "retrain"), run)
 
     def resumed_retrain(self, method: str) -> RunResult:
         """The same retraining cancelled halfway, then resumed."""
@@ -150,7 +151,7 @@ class ContractRuns:
             api.retrain(genotype, self.demo_data(), out, preset=RETRAIN_PRESET,
                         overrides=overrides, resume=True, device=DEVICE)
             return RunResult(out, None, counter.checks)
-        return self._memo((method, "retrain-resumed"), run)
+        return self.memo((method, "retrain-resumed"), run)
 
 
 def load_state(path: Path) -> Any:
