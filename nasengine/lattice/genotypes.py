@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import genotype as _genotype
 from ..genotype import FORMAT, VERSION
 from .decode import Decoded
 from .space import SearchSpace, level_channels
@@ -31,16 +30,6 @@ __all__ = ["discrete_genotype", "continuous_genotype", "node_id", "DRAWING_KIND"
 
 #: The genotype's drawing hint for every lattice method (docs/PLUGIN-SURFACE.md sec. 2).
 DRAWING_KIND = "lattice"
-
-
-def _schema_has_kind() -> bool:
-    """Whether the genotype format in use has the top-level ``kind`` field (version 2).
-
-    Version 1 refuses unknown top-level fields, so the hint is written only once the format
-    knows it.
-    """
-    schema = _genotype.schema() if callable(getattr(_genotype, "schema", None)) else _genotype.SCHEMA
-    return "kind" in schema.get("properties", {})
 
 
 def node_id(layer: int, level: int) -> str:
@@ -111,8 +100,7 @@ def _doc(
         "meta": meta,
         "continuous": continuous,
     }
-    if _schema_has_kind():
-        doc["kind"] = DRAWING_KIND
+    doc["kind"] = DRAWING_KIND
     return doc
 
 

@@ -70,9 +70,7 @@ class DiNTSMethod(SearchMethod):
         values = {k: v for k, v in dataclasses.asdict(config).items() if k in names}
         if "lr_milestones" in values:
             values["lr_milestones"] = tuple(values["lr_milestones"])
-        if "regulariser_ramps" in names:  # until the shared loop has per-regulariser ramps, it ramps all
-            values["regulariser_ramps"] = {"*": "linear"}
-        return SearchSchedule(**values)
+        return SearchSchedule(**values, regulariser_ramps={"*": "linear"})
 
     def search(self, data: SearchData, config: DiNTSConfig, reporter, checkpoint_dir: str | Path,
                cancel=None, resume: bool = False) -> dict[str, Any]:

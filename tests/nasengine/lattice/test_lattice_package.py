@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nasengine.lattice as lattice
-from nasengine.genotype import SCHEMA
+from nasengine.genotype import VERSION, validate
 from nasengine.lattice.costs import all_edges_cell_bytes, fixed_bytes, op_cost_table
 from nasengine.lattice.genotypes import DRAWING_KIND, continuous_genotype, discrete_genotype
 from nasengine.lattice.space import get_space, level_channels, level_shape
@@ -114,11 +114,13 @@ def test_writers_refuse_an_op_list_that_does_not_match_alpha():
                             edge_probs=np.ones((2, s.E)) / 2, alpha=np.ones((2, s.E, 2)))
 
 
-def test_writers_give_the_lattice_drawing_kind_when_the_format_has_it():
+def test_writers_give_the_lattice_drawing_kind():
     s, dec = _dec()
     doc = discrete_genotype(dec, s, cell_ops=("skip", "conv_3x3x3"), method="m", in_channels=1, out_channels=2,
                             stem_filters=2, marginals=np.ones((2, s.E)), alpha=np.ones((2, s.E, 2)) / 2)
-    if "kind" in SCHEMA.get("properties", {}):
-        assert doc["kind"] == DRAWING_KIND == "lattice"
-    else:  # version 1 refuses unknown top-level fields
-        assert "kind" not in doc
+    snap = continuous_genotype(s, cell_ops=("skip", "conv_3x3x3"), method="m", in_channels=1, out_channels=2,
+                               stem_filters=2, edge_probs=np.full((2, s.E), 0.5), alpha=np.ones((2, s.E, 2)) / 2)
+    assert doc["kind"] == snap["kind"] == DRAWING_KIND == "lattice"
+    assert doc["version"] == snap["version"] == VERSION
+    validate(doc)
+    validate(snap)
