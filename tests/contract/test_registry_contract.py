@@ -8,8 +8,15 @@ import textwrap
 import pytest
 from conftest import TOY, contract_method_names
 
-from nasengine.methods import (BUILTIN_METHODS, MethodLoadError, SearchMethod,
-                               UnknownMethodError, get_method, load_builtin, registry)
+from nasengine.methods import (
+    BUILTIN_METHODS,
+    MethodLoadError,
+    SearchMethod,
+    UnknownMethodError,
+    get_method,
+    load_builtin,
+    registry,
+)
 
 
 def test_every_builtin_method_is_registered_under_its_name():
