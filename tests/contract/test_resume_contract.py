@@ -4,6 +4,7 @@ genotype, checkpoints (weights, architecture parameters, optimisers, loaders, RN
 weights and per-step losses."""
 from __future__ import annotations
 
+import torch
 from contract_runs import load_state, state_differences
 
 from nasengine.training.checkpoint import stage_files
@@ -49,3 +50,20 @@ def test_resumed_retrain_repeats_no_step_and_loses_none(method_name, contract_ru
     reference = contract_runs.retrain(method_name).step_series()
     assert reference, "the retraining emitted no step events"
     assert contract_runs.resumed_retrain(method_name).step_series() == reference
+
+
+def test_state_comparison_sees_one_flipped_bit_and_ignores_only_the_event_numbering():
+    """The comparer the resume tests rely on is bitwise, recursive and not vacuous."""
+    state = {"network": {"w": torch.tensor([1.0, 2.0])}, "step": 3, "rng": [torch.arange(3)],
+             "reporter_seq": 10}
+    same = {"network": {"w": torch.tensor([1.0, 2.0])}, "step": 3, "rng": [torch.arange(3)],
+            "reporter_seq": 11}
+    assert state_differences(state, same) == []
+    flipped = torch.tensor([1.0, 2.0])
+    flipped.view(torch.int32)[1] ^= 1  # the lowest mantissa bit
+    assert state_differences(state, {**same, "network": {"w": flipped}}) == \
+        ["network.w: tensors differ"]
+    assert state_differences(torch.tensor(0.0), torch.tensor(-0.0)) != []
+    assert state_differences(state, {**same, "step": 4}) == ["step: 3 vs 4"]
+    assert state_differences(state, {**same, "rng": [torch.arange(4)]}) != []
+    assert state_differences(state, {"network": {}, "step": 3, "rng": []}) != []
