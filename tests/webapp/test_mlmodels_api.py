@@ -7,7 +7,7 @@ import zipfile
 import pytest
 from django.core.exceptions import ValidationError
 
-from test_runs_support import make_model, make_run
+from test_runs_support import WORKHORSE_METHOD, make_model, make_run
 from webapp.mlmodels.models import TrainedModel
 from webapp.mlmodels.services import register_model
 
@@ -28,7 +28,7 @@ def world(make_user, make_project, media_root):
 def test_register_model_reads_the_bundle_and_is_idempotent(world):
     model = world["model"]
     assert model.val_dice == {"a": 0.5, "b": 0.25} and model.mean_dice == 0.375
-    assert model.label_names["1"] == "a" and model.channel_names == ["image"] and model.method == "dints"
+    assert model.label_names["1"] == "a" and model.channel_names == ["image"] and model.method == WORKHORSE_METHOD
     assert model.bundle_dir == f"runs/{model.run.storage_key}" and (model.bundle_path / "bundle.json").is_file()
     assert register_model(model.run).pk == model.pk and TrainedModel.objects.count() == 1
     search = make_run(world["project"], world["dataset"], status="succeeded")

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from test_runs_support import GB, TINY, make_demo_dataset, make_run, tiny_genotype
+from test_runs_support import GB, TINY, WORKHORSE_METHOD, make_demo_dataset, make_run, tiny_genotype
 from webapp.runs.engine import format_gb
 from webapp.runs.models import IllegalTransition, Run, RunEvent
 
@@ -29,7 +29,7 @@ def setup(make_user, make_project, tmp_path, monkeypatch):
 
 
 def _launch(client, setup, **body):
-    payload = {"dataset": setup["dataset"].pk, "method": "dints", "preset": "tiny", "config": dict(TINY),
+    payload = {"dataset": setup["dataset"].pk, "method": WORKHORSE_METHOD, "preset": "tiny", "config": dict(TINY),
                "gpu_budget_bytes": 8 * GB, **body}
     return client.post(f"/api/projects/{setup['project'].pk}/runs/", payload, content_type="application/json")
 
@@ -64,7 +64,7 @@ def test_launch_creates_a_queued_run_and_queues_it(client, setup):
     assert response.status_code == 201, response.content
     body = response.json()
     run = Run.objects.get(pk=body["id"])
-    assert (run.status, run.kind, run.method, run.preset, run.seed, run.name) == ("queued", "search", "dints", "tiny", 7, "first")
+    assert (run.status, run.kind, run.method, run.preset, run.seed, run.name) == ("queued", "search", WORKHORSE_METHOD, "tiny", 7, "first")
     assert run.resolved_config["search_steps"] == 4 and run.resolved_config["seed"] == 7
     assert 0 < run.estimate_bytes <= run.gpu_budget_bytes
     assert setup["sent"] == [run.pk]
@@ -101,7 +101,7 @@ def test_bad_method_preset_and_dataset_are_refused(client, setup, make_project):
 def test_a_config_that_does_not_fit_the_budget_is_refused_with_the_numbers(client, setup):
     client.force_login(setup["owner"])
     estimate = client.post(f"/api/datasets/{setup['dataset'].pk}/estimate/",
-                           {"method": "dints", "preset": "tiny", "config": TINY, "gpu_budget_bytes": 1000},
+                           {"method": WORKHORSE_METHOD, "preset": "tiny", "config": TINY, "gpu_budget_bytes": 1000},
                            content_type="application/json").json()
     needed = estimate["needed_bytes"]
     assert estimate["fits"] is False and needed > 1000 and estimate["what"] == "search"
@@ -118,22 +118,29 @@ def test_a_config_that_does_not_fit_the_budget_is_refused_with_the_numbers(clien
 def test_estimate_follows_the_settings(client, setup):
     client.force_login(setup["viewer"])  # reading an estimate creates nothing: viewers may
     url = f"/api/datasets/{setup['dataset'].pk}/estimate/"
-    small = client.post(url, {"method": "dints", "preset": "tiny", "config": TINY, "gpu_budget_bytes": 8 * GB}, content_type="application/json").json()
-    big = client.post(url, {"method": "dints", "preset": "tiny", "config": {**TINY, "patch_size": [64, 64, 64]}, "gpu_budget_bytes": 8 * GB}, content_type="application/json").json()
+    small = client.post(url, {"method": WORKHORSE_METHOD, "preset": "tiny", "config": TINY, "gpu_budget_bytes": 8 * GB}, content_type="application/json").json()
+    big = client.post(url, {"method": WORKHORSE_METHOD, "preset": "tiny", "config": {**TINY, "patch_size": [64, 64, 64]}, "gpu_budget_bytes": 8 * GB}, content_type="application/json").json()
     assert small["fits"] and big["needed_bytes"] > small["needed_bytes"]
-    bad = client.post(url, {"method": "dints", "preset": "tiny", "config": {"num_depths": 9}}, content_type="application/json")
+    bad = client.post(url, {"method": WORKHORSE_METHOD, "preset": "tiny", "config": {"num_depths": 9}}, content_type="application/json")
     assert bad.status_code == 400 and "config.num_depths" in bad.json()
 
 
 def test_defaults_come_from_the_preset_and_the_dataset_plan(client, setup):
+    from nasengine.config import config_to_dict
+    from nasengine.methods import get_method
+
+    method = get_method(WORKHORSE_METHOD)
+    preset = config_to_dict(method.make_config("paper", {}))
+    divisor = method.data_settings(method.make_config("paper", {})).divisor
     client.force_login(setup["owner"])
-    paper = client.get(f"/api/datasets/{setup['dataset'].pk}/run-defaults/?method=dints&preset=paper").json()["config"]
-    assert paper["num_layers"] == 12
-    # The paper's 96^3 patch does not fit 32^3 demo volumes: the plan's patch does (multiple of 16).
-    assert all(s <= 32 and s % 16 == 0 for s in paper["patch_size"]), paper["patch_size"]
+    paper = client.get(f"/api/datasets/{setup['dataset'].pk}/run-defaults/?method={WORKHORSE_METHOD}&preset=paper").json()["config"]
+    assert {k: v for k, v in paper.items() if k != "patch_size"} == {k: v for k, v in preset.items() if k != "patch_size"}
+    # The paper's patch does not fit 32^3 demo volumes: the plan's patch does (a multiple of the divisor).
+    assert paper["patch_size"] != preset["patch_size"]
+    assert all(s <= 32 and s % divisor == 0 for s in paper["patch_size"]), paper["patch_size"]
     methods = client.get("/api/methods/").json()
-    dints = next(m for m in methods["methods"] if m["name"] == "dints")
-    assert dints["schema"]["properties"]["num_layers"]["maximum"] == 24 and "tiny" in dints["presets"]
+    listed = next(m for m in methods["methods"] if m["name"] == WORKHORSE_METHOD)
+    assert listed["schema"] == json.loads(json.dumps(method.schema())) and "tiny" in listed["presets"]
     assert "steps" in methods["retrain"]["properties"]
 
 
@@ -169,7 +176,7 @@ def test_clone_with_an_edited_config(client, setup):
     assert response.status_code == 201, response.content
     clone = Run.objects.get(pk=response.json()["id"])
     assert clone.parent_id == original["id"] and clone.resolved_config["search_steps"] == 6
-    assert clone.method == "dints" and clone.preset == "tiny" and clone.name == "base (copy)"
+    assert clone.method == WORKHORSE_METHOD and clone.preset == "tiny" and clone.name == "base (copy)"
     bad = client.post(f"/api/runs/{original['id']}/clone/", {"config": {"num_layers": -1}}, content_type="application/json")
     assert bad.status_code == 400 and Run.objects.count() == 2
     page = client.get(f"/runs/{original['id']}/clone/")
@@ -203,7 +210,7 @@ def test_uploading_a_valid_genotype_queues_a_retrain(client, setup):
     response = client.post(f"/datasets/{setup['dataset'].pk}/retrain/", {"genotype_file": upload, "preset": "tiny", "gpu_budget_gb": "8"})
     assert response.status_code == 302
     run = Run.objects.get()
-    assert run.kind == "retrain" and run.genotype["method"] == "dints" and setup["sent"] == [run.pk]
+    assert run.kind == "retrain" and run.genotype["method"] == WORKHORSE_METHOD and setup["sent"] == [run.pk]
     assert response["Location"] == f"/runs/{run.pk}/"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_runs_support import GB, TINY, make_demo_dataset
+from test_runs_support import GB, TINY, WORKHORSE_METHOD, make_demo_dataset
 from webapp.runs.models import Run, RunEvent
 from webtesting import WebSocketClosed
 
@@ -45,7 +45,7 @@ def ws_send_json(ws, obj) -> None:
 
 def _launch(client, lab, **config):
     response = client.post(f"/api/projects/{lab['project'].pk}/runs/", {
-        "dataset": lab["dataset"].pk, "method": "dints", "preset": "tiny", "config": {**TINY, **config},
+        "dataset": lab["dataset"].pk, "method": WORKHORSE_METHOD, "preset": "tiny", "config": {**TINY, **config},
         "gpu_budget_bytes": 8 * GB,
     }, content_type="application/json")
     assert response.status_code == 201, response.content

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from test_runs_support import GB, TINY, make_demo_dataset, make_run
+from test_runs_support import GB, TINY, WORKHORSE_METHOD, make_demo_dataset, make_run
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -64,7 +64,7 @@ def test_a_killed_worker_leaves_the_run_resumable_and_the_next_worker_finishes_i
     dataset = make_demo_dataset(project, owner, tmp_path)
     monkeypatch.setattr(services, "_enqueue", lambda run: None)  # sent below, to our own workers
     run = services.run_create_search(
-        actor=owner, dataset=dataset, method="dints", preset="tiny",
+        actor=owner, dataset=dataset, method=WORKHORSE_METHOD, preset="tiny",
         config={**TINY, "search_steps": 40, "checkpoint_every": 4, "validate_every": 0, "snapshot_every": 4},
         gpu_budget_bytes=8 * GB,
     )

@@ -99,10 +99,13 @@ def _valid(serializer_class, data):
 
 @extend_schema(tags=["runs"])
 class MethodListApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[OpenApiParameter("method", str, description=(
+        "Put this method's retraining settings under 'retrain' (default: the shared ones)"))],
+        responses=OpenApiTypes.OBJECT)
     def get(self, request):
-        """Search methods (name, paper, presets, JSON Schema of their settings) and the retraining settings."""
-        return Response(engine.catalogue())
+        """Search methods (name, paper, presets, the whole JSON Schema of their settings and of
+        their retraining settings) and, under ``retrain``, the retraining settings of ``method``."""
+        return Response(engine.catalogue(request.query_params.get("method") or None))
 
 
 @extend_schema(tags=["runs"])

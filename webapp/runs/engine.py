@@ -6,6 +6,7 @@ Every engine error a user can cause (bad setting, bad architecture file) becomes
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -22,16 +23,47 @@ def format_gb(n: int | float | None) -> str:
     return f"{max(n / 1e6, 0.01):.3g} MB"
 
 
-@functools.lru_cache(maxsize=1)
-def catalogue() -> dict[str, Any]:
-    """Methods with their JSON Schema and presets, and the retraining schema."""
+@functools.lru_cache(maxsize=None)
+def catalogue(retrain_method: str | None = None) -> dict[str, Any]:
+    """What the launch form renders: every method as the engine describes it (name, paper,
+    presets, its whole config JSON Schema and its retraining schema), and under ``retrain`` the
+    retraining schema of ``retrain_method`` (the shared one when None or not registered)."""
     from nasengine.api import list_methods, retrain_schema
 
-    return {"methods": list_methods(), "retrain": retrain_schema()}
+    methods = list_methods()
+    known = {m["name"] for m in methods}
+    method = retrain_method if retrain_method in known else None
+    return {"methods": methods, "retrain": retrain_schema(method), "retrain_method": method}
 
 
 def method_names() -> list[str]:
     return [m["name"] for m in catalogue()["methods"]]
+
+
+def retrain_method(genotype: dict | None) -> str | None:
+    """The registered method whose retraining settings apply to ``genotype`` (its ``method``
+    field), or None for the shared settings (no genotype, or a method not installed here)."""
+    name = (genotype or {}).get("method") if isinstance(genotype, dict) else None
+    return name if name in method_names() else None
+
+
+def retrain_presets(method: str | None) -> list[str]:
+    """Names of the retraining presets of ``method`` (None: the shared ones)."""
+    return list(catalogue(method)["retrain"].get("x-presets") or {})
+
+
+def default_retrain_preset(method: str | None) -> str:
+    presets = retrain_presets(method)
+    return "paper" if "paper" in presets or not presets else presets[0]
+
+
+def all_retrain_presets() -> list[str]:
+    """Every retraining preset name of any method (an uploaded genotype names its method only
+    once it is read), in a stable order."""
+    names = retrain_presets(None)
+    for method in method_names():
+        names += [p for p in retrain_presets(method) if p not in names]
+    return names
 
 
 def _config_error(exc) -> ValidationError:
@@ -72,7 +104,9 @@ def search_config(method: str, preset: str, config: dict | None, seed: int | Non
     return cfg, config_to_dict(cfg)
 
 
-def retrain_config(preset: str, config: dict | None, seed: int | None = None):
+def retrain_config(preset: str, config: dict | None, seed: int | None = None, *, method: str | None = None):
+    """(engine config object, resolved dict) for retraining with ``method``'s settings and
+    presets (None: the shared ones); ValidationError on bad values."""
     from nasengine.api import make_retrain_config
     from nasengine.config import ConfigError, config_to_dict
 
@@ -80,7 +114,7 @@ def retrain_config(preset: str, config: dict | None, seed: int | None = None):
     if seed is not None:
         overrides["seed"] = seed
     try:
-        cfg = make_retrain_config(preset or "paper", overrides)
+        cfg = make_retrain_config(preset or default_retrain_preset(method), overrides, method=method)
     except ConfigError as exc:
         raise _config_error(exc)
     except (TypeError, ValueError) as exc:
@@ -130,7 +164,9 @@ def search_defaults(dataset, method: str, preset: str) -> dict:
 
 
 def retrain_defaults(dataset, preset: str, genotype: dict | None) -> dict:
-    _, values = retrain_config(preset, {})
+    """The retraining preset's values (of the genotype's method), with the patch size planned
+    from the dataset when the preset leaves it open."""
+    _, values = retrain_config(preset, {}, method=retrain_method(genotype))
     if genotype and not values.get("patch_size"):
         plan = _plan(dataset, genotype_divisor(genotype), max_patch=values.get("max_patch"))
         if plan is not None:
@@ -186,9 +222,22 @@ def estimate_retrain(dataset, genotype: dict, values: dict) -> dict:
             "details": {"patch_size": patch, "batch_size": batch, **_small(figures)}}
 
 
+#: Largest JSON of one estimate detail kept (the estimate goes into the run row and the page).
+MAX_DETAIL_CHARS = 2000
+
+
 def _small(details: dict) -> dict:
-    """Only the scalar figures (the estimate goes into the run row and the page)."""
-    return {k: v for k, v in (details or {}).items() if isinstance(v, (int, float, str, bool, list)) and len(str(v)) < 200}
+    """The estimate's details that are JSON (numbers, strings, lists, nested objects such as a
+    per-part breakdown) and small; anything else (tensors, big tables) is left out."""
+    kept = {}
+    for key, value in (details or {}).items():
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            continue
+        if len(text) <= MAX_DETAIL_CHARS:
+            kept[str(key)] = value
+    return kept
 
 
 def check_budget(estimate: dict, budget_bytes: int) -> None:

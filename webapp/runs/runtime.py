@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from . import engine
 from .events import LostClaim, RunEventSink, run_changed
 from .models import Run
 
@@ -261,7 +262,8 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
             finish(run.pk, token, Status.SUCCEEDED, genotype=genotype)
         else:
             api.retrain(run.genotype, run.dataset.msd_dir, out, preset=run.preset, overrides=run.config,
-                        reporter=reporter, cancel=cancel, resume=start.resume)
+                        reporter=reporter, cancel=cancel, resume=start.resume,
+                        method=engine.retrain_method(run.genotype))
             finish(run.pk, token, Status.SUCCEEDED)
     except LostClaim:
         log.warning("Run %s was taken over by another worker; this one stops", run_id)

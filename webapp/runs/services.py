@@ -44,7 +44,7 @@ def estimate(*, dataset: Dataset, kind: str, method: str = "", preset: str = "",
     """The memory estimate of a configuration against the budget (does not refuse: reports)."""
     if kind == Run.Kind.RETRAIN:
         doc = engine.validate_genotype(genotype)
-        _, values = engine.retrain_config(preset, config, seed)
+        _, values = engine.retrain_config(preset, config, seed, method=engine.retrain_method(doc))
         result = engine.estimate_retrain(dataset, doc, values)
     else:
         method = method or engine.method_names()[0]
@@ -55,6 +55,7 @@ def estimate(*, dataset: Dataset, kind: str, method: str = "", preset: str = "",
         budget = _budget(gpu_budget_bytes)
         result["budget_bytes"] = budget
         result["fits"] = result["needed_bytes"] <= budget
+        result["budget_fraction"] = round(result["needed_bytes"] / budget, 4)
         result["message"] = (
             f"needs {engine.format_gb(result['needed_bytes'])} to {result['what']}, budget {engine.format_gb(budget)}"
         )
@@ -115,12 +116,14 @@ def run_create_retrain(*, actor, dataset: Dataset, genotype, preset: str = "", c
             f"The architecture takes {doc['in_channels']} channel(s) and predicts {doc['out_channels']} classes, "
             f"but the dataset has {in_ch} channel(s) and {out_ch} classes."
         ]})
-    _, values = engine.retrain_config(preset, config, seed)
+    method = engine.retrain_method(doc)  # its retraining settings and presets (None: the shared ones)
+    preset = preset or engine.default_retrain_preset(method)
+    _, values = engine.retrain_config(preset, config, seed, method=method)
     est = engine.estimate_retrain(dataset, doc, values)
     engine.check_budget(est, budget)
     run = Run.objects.create(
         project=dataset.project, dataset=dataset, kind=Run.Kind.RETRAIN, method=doc.get("method", ""),
-        preset=preset or "paper", config=dict(config or {}) | ({"seed": seed} if seed is not None else {}),
+        preset=preset, config=dict(config or {}) | ({"seed": seed} if seed is not None else {}),
         resolved_config=values, seed=int(values.get("seed") or 0), gpu_budget_bytes=budget,
         estimate_bytes=est["needed_bytes"], estimate_details=est, genotype=doc, source_run=source_run,
         name=(name or "").strip()[:200], parent=parent, created_by=actor,

@@ -1,4 +1,6 @@
 """Run pages: list, launch (search / retrain / clone), live dashboard, cancel, architectures."""
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -60,11 +62,19 @@ def _launch_context(request, dataset, *, kind, run=None, source=None):
     else:
         src = None
         create_url = reverse("api:run-clone", kwargs={"pk": run.pk}) if run is not None else reverse("api:project-runs", kwargs={"pk": dataset.project_id})
+    catalogue_url = reverse("api:methods")
+    retrain_method = None
+    if kind == Run.Kind.RETRAIN:
+        # The retraining settings and presets are those of the architecture's method.
+        genotype = (run.genotype if run is not None else None) or (src.genotype if src is not None else None)
+        retrain_method = engine.retrain_method(genotype)
+        if retrain_method:
+            catalogue_url += "?" + urlencode({"method": retrain_method})
     return {
         "dataset": dataset, "project": dataset.project, "kind": kind, "clone_of": run, "source": src,
         "launch": {
             "kind": kind, "dataset": dataset.pk, "project": dataset.project_id,
-            "catalogue_url": reverse("api:methods"),
+            "catalogue_url": catalogue_url, "retrain_method": retrain_method,
             "defaults_url": reverse("api:dataset-run-defaults", kwargs={"pk": dataset.pk}),
             "estimate_url": reverse("api:dataset-estimate", kwargs={"pk": dataset.pk}),
             "create_url": create_url, "clone": run is not None,
@@ -114,6 +124,8 @@ def run_detail(request, pk):
             "ws_path": f"/ws/runs/{run.pk}/", "events_url": reverse("api:run-events", kwargs={"pk": run.pk}),
             "api_url": reverse("api:run", kwargs={"pk": run.pk}),
             "budget_bytes": run.gpu_budget_bytes, "estimate_bytes": run.estimate_bytes,
+            # step, total_steps, stage, candidate, overall fraction and eta_seconds (see events.next_progress)
+            "progress": run.progress or {},
             "labels": {str(k): v for k, v in (run.dataset.labels or {}).items()},
         },
     })
@@ -198,8 +210,9 @@ class GenotypeUploadForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        presets = engine.catalogue()["retrain"].get("x-presets", {})
-        self.fields["preset"].choices = [(p, p) for p in presets]
+        # The genotype (and so its method) is known only once the file is read: offer every
+        # method's presets; the engine refuses one its method does not have, naming the field.
+        self.fields["preset"].choices = [(p, p) for p in engine.all_retrain_presets()]
 
 
 @login_required
