@@ -18,7 +18,7 @@ import torch
 
 from nasengine.config import ConfigError, build_config, config_to_dict, json_schema, merge_values
 from nasengine.device import device_memory_bytes, select_device
-from nasengine.events import CancelToken, Cancelled, JsonLinesSink, Reporter, as_cancel_token
+from nasengine.events import Cancelled, CancelToken, JsonLinesSink, Reporter, as_cancel_token
 from nasengine.events.types import FAILED
 from nasengine.methods import MemoryEstimate, SearchData, get_method, registry
 from nasengine.training import checkpoint as ckpt
@@ -88,8 +88,7 @@ def prepare_data(data_dir: PathLike, *, divisor: int,
     Raises ``DataError`` for bad files and ``ConfigError`` for a patch size that the network
     cannot take (not a multiple of ``divisor``).
     """
-    from nasengine.data import (compute_fingerprint, load_dataset, make_plan, make_splits,
-                                preprocess_cases)
+    from nasengine.data import compute_fingerprint, load_dataset, make_plan, make_splits, preprocess_cases
 
     spec = load_dataset(Path(data_dir))
     labelled = [c for c in spec.cases if c.label is not None]

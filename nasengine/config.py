@@ -22,8 +22,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
 import json
 import math
+import operator
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -82,7 +84,7 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
         optional = len(args) < len(typing.get_args(tp))
         if len(args) == 1:
             return args[0], optional
-        return Union[tuple(args)], optional  # type: ignore[return-value]
+        return functools.reduce(operator.or_, args), optional  # the union without None
     return tp, False
 
 

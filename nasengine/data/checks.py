@@ -8,8 +8,8 @@ that need them anyway (fingerprint, preprocessing) read every file once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import numpy as np
 

@@ -15,9 +15,9 @@ Only file names and ``dataset.json`` are looked at here; headers and voxel data 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from .errors import DataError
 

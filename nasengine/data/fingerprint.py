@@ -7,7 +7,7 @@ target spacing applies to the arrays the network sees. Intensity statistics are 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

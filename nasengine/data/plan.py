@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class Plan:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Plan":
+    def from_dict(cls, data: dict) -> Plan:
         data = dict(data)
         if int(data.get("version", PLAN_VERSION)) != PLAN_VERSION:
             raise ValueError(f"plan version {data.get('version')} is not supported (expected {PLAN_VERSION})")

@@ -69,7 +69,7 @@ class PreprocessMeta:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PreprocessMeta":
+    def from_dict(cls, data: dict) -> PreprocessMeta:
         data = dict(data)
         for key in ("original_shape", "ras_shape", "resampled_shape"):
             data[key] = tuple(int(v) for v in data[key])

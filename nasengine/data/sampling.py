@@ -12,7 +12,7 @@ so small classes such as lesions are seen often), otherwise uniformly at random.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch

@@ -6,8 +6,8 @@ seed, not on the order files were listed or uploaded in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class Splits:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Splits":
+    def from_dict(cls, data: dict) -> Splits:
         return cls(**{k: list(data[k]) for k in ("train", "val", "train1", "train2")})
 
 

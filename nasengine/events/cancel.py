@@ -51,7 +51,7 @@ class CallableCancelToken(CancelToken):
         return self._cancelled or bool(self.fn())
 
 
-def as_cancel_token(token: "CancelToken | Callable[[], bool] | str | os.PathLike[str] | None"
+def as_cancel_token(token: CancelToken | Callable[[], bool] | str | os.PathLike[str] | None
                     ) -> CancelToken:
     """None -> a token nobody cancels; a callable -> CallableCancelToken; a path ->
     FileCancelToken; a token -> itself."""

@@ -8,8 +8,16 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from nasengine.events.types import (CANCELLED, CHECKPOINT, FAILED, FINISHED, RUN_STARTED,
-                                    STEP, TERMINAL_TYPES, VALIDATION)
+from nasengine.events.types import (
+    CANCELLED,
+    CHECKPOINT,
+    FAILED,
+    FINISHED,
+    RUN_STARTED,
+    STEP,
+    TERMINAL_TYPES,
+    VALIDATION,
+)
 
 Event = dict[str, Any]
 

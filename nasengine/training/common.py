@@ -1,10 +1,10 @@
-"""Pieces shared by the search and retraining loops: AMP, memory, validation, genotype size."""
+"""Pieces shared by the search and retraining loops: AMP, memory (and its CUDA peak reset),
+validation, genotype size. Resume and checkpoint plumbing is in ``loop_state``."""
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-from pathlib import Path
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from nasengine.events.reporter import plain
-from nasengine.training import checkpoint as ckpt
 
 
 def amp_enabled(requested: bool, device: torch.device) -> bool:
@@ -53,20 +52,6 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def restore_or_start(run: Any, checkpoint_path: Path, resume: bool) -> int | None:
-    """Restore ``run`` (an object with ``restore(state)`` and ``step``) from its checkpoint when
-    resuming. The reporter is the run's and is never rewound here (``nasengine.api`` rewinds
-    it once, before the first loop, to the newest checkpoint's ``seq``).
-
-    Returns:
-        the step the run resumed from, or None for a fresh start.
-    """
-    if resume and Path(checkpoint_path).exists():
-        run.restore(ckpt.load(checkpoint_path))  # CPU; load_state_dict moves to the device
-        return run.step
-    return None
-
-
 def batch_to(batch: dict[str, torch.Tensor], device: torch.device
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """(image [B,C,X,Y,Z] float, label [B,1,X,Y,Z] long) on ``device``."""
@@ -78,16 +63,6 @@ def batch_to(batch: dict[str, torch.Tensor], device: torch.device
 def compact_genotype(doc: dict[str, Any], ndigits: int = 4) -> dict[str, Any]:
     """A JSON-able copy of a genotype with floats rounded (keeps ``architecture`` events small)."""
     return plain(doc, ndigits)
-
-
-def loader_state(loader: Any) -> dict[str, Any] | None:
-    fn = getattr(loader, "state_dict", None)
-    return fn() if callable(fn) else None
-
-
-def load_loader_state(loader: Any, state: dict[str, Any] | None) -> None:
-    if state is not None and callable(getattr(loader, "load_state_dict", None)):
-        loader.load_state_dict(state)
 
 
 def dice_scores(pred: np.ndarray | torch.Tensor, label: np.ndarray | torch.Tensor,

@@ -21,8 +21,7 @@ from nasengine.device import describe_device, select_device
 from nasengine.events import CancelToken, NullReporter, Reporter, as_cancel_token
 from nasengine.events.types import FINISHED, VALIDATION
 from nasengine.training import checkpoint as ckpt
-from nasengine.training.common import (amp_enabled, autocast, batch_to, evaluate_dice,
-                                       make_scaler, seed_everything)
+from nasengine.training.common import amp_enabled, autocast, batch_to, evaluate_dice, make_scaler, seed_everything
 from nasengine.training.loop_state import LoopState
 from nasengine.training.losses import DiceCELoss
 from nasengine.training.schedule import lr_at

@@ -6,8 +6,7 @@ import typing
 
 import pytest
 
-from nasengine.config import (ConfigError, build_config, config_to_dict, json_schema,
-                              parse_set_options, setting)
+from nasengine.config import ConfigError, build_config, config_to_dict, json_schema, parse_set_options, setting
 
 
 @dataclasses.dataclass

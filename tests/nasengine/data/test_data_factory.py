@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nasengine.data import (DataFactory, PatchLoader, PreprocessMeta, PreprocessedCase,
-                            make_splits, split_ids)
+from nasengine.data import DataFactory, PatchLoader, PreprocessedCase, PreprocessMeta, make_splits, split_ids
 
 _META = PreprocessMeta(
     original_shape=(1, 1, 1), original_affine=np.eye(4).tolist(),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nasengine.data import PatchLoader, PreprocessMeta, PreprocessedCase
+from nasengine.data import PatchLoader, PreprocessedCase, PreprocessMeta
 from nasengine.data.augment import random_flip_rotate
 
 _META = PreprocessMeta(

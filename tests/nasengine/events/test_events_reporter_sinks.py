@@ -8,9 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from nasengine.events import (ARCHITECTURE, EVENT_TYPES, is_event_type, CallableCancelToken, Cancelled,
-                              CancelToken, FileCancelToken, JsonLinesSink, ListSink,
-                              ProgressBarSink, Reporter, as_cancel_token, read_events)
+from nasengine.events import (
+    ARCHITECTURE,
+    EVENT_TYPES,
+    CallableCancelToken,
+    Cancelled,
+    CancelToken,
+    FileCancelToken,
+    JsonLinesSink,
+    ListSink,
+    ProgressBarSink,
+    Reporter,
+    as_cancel_token,
+    is_event_type,
+    read_events,
+)
 
 
 def test_reporter_numbers_from_one_and_adds_time_and_type():

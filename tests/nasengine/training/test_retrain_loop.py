@@ -15,8 +15,7 @@ from engine_fakes import FakeLoader, fake_val_cases, tiny_genotype  # noqa: E402
 from nasengine.events import CallableCancelToken, Cancelled, ListSink, Reporter  # noqa: E402
 from nasengine.inference.bundle import load_network, read_bundle  # noqa: E402
 from nasengine.training import checkpoint as ckpt  # noqa: E402
-from nasengine.training.retrain import (RETRAIN_PRESETS, RetrainConfig, RetrainData,  # noqa: E402
-                                        retrain)
+from nasengine.training.retrain import RETRAIN_PRESETS, RetrainConfig, RetrainData, retrain  # noqa: E402
 
 CPU = torch.device("cpu")
 LABELS = {0: "background", 1: "organ", 2: "lesion"}

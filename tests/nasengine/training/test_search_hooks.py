@@ -16,8 +16,7 @@ from nasengine.config import ConfigError, build_config  # noqa: E402
 from nasengine.events import CallableCancelToken, Cancelled, ListSink, Reporter  # noqa: E402
 from nasengine.training import checkpoint as ckpt  # noqa: E402
 from nasengine.training.common import reset_peak_memory, seed_everything  # noqa: E402
-from nasengine.training.search_loop import (SearchSchedule, run_bilevel_search,  # noqa: E402
-                                            weighted_regularisers)
+from nasengine.training.search_loop import SearchSchedule, run_bilevel_search, weighted_regularisers  # noqa: E402
 
 CPU = torch.device("cpu")
 

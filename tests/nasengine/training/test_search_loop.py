@@ -10,8 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from engine_fakes import FakeLoader, TinySupernet, fake_val_cases, tiny_schedule  # noqa: E402
 
-from nasengine.events import (CallableCancelToken, Cancelled, JsonLinesSink, ListSink,  # noqa: E402
-                              Reporter, read_events)
+from nasengine.events import CallableCancelToken, Cancelled, JsonLinesSink, ListSink, Reporter, read_events  # noqa: E402
 from nasengine.genotype import validate  # noqa: E402
 from nasengine.training import checkpoint as ckpt  # noqa: E402
 from nasengine.training.common import amp_enabled, seed_everything  # noqa: E402
