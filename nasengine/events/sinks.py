@@ -105,6 +105,16 @@ class ListSink(list):
         return [e for e in self if e["type"] == type_]
 
 
+def _label(event: Event, default: str = "step") -> str:
+    """``phase``, prefixed by the stage (and candidate) when a run has several stages."""
+    phase = event.get("phase") or default
+    stage = event.get("stage")
+    if stage and stage != "main":
+        candidate = event.get("candidate")
+        return f"{stage}{f' [{candidate}]' if candidate else ''} {phase}"
+    return phase
+
+
 class ProgressBarSink:
     """A tqdm progress bar on stderr driven by ``step`` events (``step``/``total_steps``).
 
@@ -129,7 +139,7 @@ class ProgressBarSink:
         total = event.get("total_steps")
         if self._bar is None or (total is not None and self._bar.total != total):
             self._close_bar()
-            self._bar = tqdm(total=total, file=self.stream, desc=self.desc or event.get("phase"),
+            self._bar = tqdm(total=total, file=self.stream, desc=self.desc or _label(event),
                              unit="step", dynamic_ncols=True, disable=self.disable,
                              initial=max(0, int(event.get("step", 1)) - 1))
         return self._bar
@@ -146,7 +156,7 @@ class ProgressBarSink:
         if kind == RUN_STARTED:
             self._close_bar()
             resumed = event.get("resumed_from_step")
-            self._write(f"{event.get('phase', 'run')}: {event.get('total_steps')} steps on "
+            self._write(f"{_label(event, 'run')}: {event.get('total_steps')} steps on "
                         f"{event.get('device')}" + (f", resumed at step {resumed}"
                                                     if resumed else ""))
         elif kind == STEP and event.get("total_steps"):
@@ -156,7 +166,7 @@ class ProgressBarSink:
                 if losses.get(key) is not None:
                     self._postfix[key] = f"{losses[key]:.3f}"
             if event.get("phase"):
-                bar.set_description(self.desc or event["phase"], refresh=False)
+                bar.set_description(self.desc or _label(event), refresh=False)
             bar.set_postfix(self._postfix, refresh=False)
             bar.update(int(event["step"]) - bar.n)
             if bar.disable and self.disable is None:
@@ -187,7 +197,7 @@ class ProgressBarSink:
         rate = (now - t0) / max(1, step - s0)
         eta = int(rate * (total - step))
         losses = " ".join(f"{k} {v}" for k, v in self._postfix.items())
-        self.stream.write(f"{event.get('phase', 'step')} {step}/{total} {losses} "
+        self.stream.write(f"{_label(event)} {step}/{total} {losses} "
                           f"eta {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}\n")
         self.stream.flush()
 

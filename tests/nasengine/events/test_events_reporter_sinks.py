@@ -147,3 +147,19 @@ def test_progress_sink_writes_plain_status_lines_when_not_a_terminal():
     lines = [line for line in stream.getvalue().splitlines() if line.startswith("train ")]
     assert len(lines) == 10 and lines[-1].startswith("train 20/20 seg 0.250 eta 0:00:00")
     assert "\r" not in stream.getvalue()
+
+
+def test_progress_sink_names_each_stage_and_restarts_its_count():
+    stream = io.StringIO()  # not a TTY: plain status lines
+    reporter = Reporter([ProgressBarSink(stream)])
+    for stage, candidate in (("coarse", "ab12"), ("fine", None)):
+        tags = {"stage": stage, **({"candidate": candidate} if candidate else {})}
+        reporter.emit("run_started", phase="retrain", total_steps=10, device="cpu", **tags)
+        for i in range(1, 11):
+            reporter.emit("step", step=i, total_steps=10, phase="train", losses={"seg": 0.5},
+                          **tags)
+    lines = stream.getvalue().splitlines()
+    assert "coarse [ab12] retrain: 10 steps on cpu" in lines[0]
+    assert any(line.startswith("coarse [ab12] train 10/10 ") for line in lines)
+    assert any(line.startswith("fine train 1/10 ") for line in lines)  # counted afresh
+    assert any(line.startswith("fine train 10/10 ") for line in lines)
