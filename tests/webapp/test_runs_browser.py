@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import pytest
 
+from browsertesting import CHROMIUM_ARGS, find_chromium
 from test_runs_support import make_demo_dataset
 from webapp.runs.models import Run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 120_000
 
 
 @pytest.fixture
 def chromium():
-    import os
-
-    path = next((p for p in (os.environ.get("VOXELSEARCH_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser")
-                 if p and os.access(p, os.X_OK)), None)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        path = None
-    if path is None:
-        if os.environ.get("VOXELSEARCH_REQUIRE_BROWSER") == "1":
-            pytest.fail("no chromium/playwright")
-        pytest.skip("no chromium binary or playwright package")
-    return path
+    """Debian's chromium with Playwright and the run pages' npm modules (tests/browsertesting.py)."""
+    return find_chromium()
 
 
 def test_launch_form_estimate_and_live_dashboard(chromium, make_user, make_project, tmp_path, celery_worker,
@@ -83,8 +71,8 @@ def test_launch_form_estimate_and_live_dashboard(chromium, make_user, make_proje
             assert run.resolved_config["search_steps"] == 8 and run.preset == "tiny"
             # Live: curve points and the graph arrive, the graph changes, the run succeeds.
             steps_seen = set()
-            page.wait_for_selector("#arch-graph svg path.edge")
-            page.wait_for_function("Number(document.querySelector('#chart-losses svg').dataset.points) > 0")
+            page.wait_for_selector("#arch-graph svg path.edge", state="attached")
+            page.wait_for_function("Number(document.getElementById('chart-losses')?.dataset.points) > 0")
             page.wait_for_selector("#run-status[data-status=succeeded]")
             steps_seen.add(page.get_attribute("#arch-graph", "data-step"))
             assert page.get_attribute("#arch-graph", "data-step") in ("final", "8")
@@ -95,7 +83,7 @@ def test_launch_form_estimate_and_live_dashboard(chromium, make_user, make_proje
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
             # The final architecture page draws the decoded genotype.
             page.goto(f"{base}/runs/{run.pk}/architecture/")
-            page.wait_for_selector("#arch-graph svg circle.node")
+            page.wait_for_selector("#arch-graph svg circle.node", state="attached")
             assert "—" not in page.inner_text(".fig-params")
         finally:
             browser.close()
@@ -103,4 +91,4 @@ def test_launch_form_estimate_and_live_dashboard(chromium, make_user, make_proje
 
 
 def Number_points(page, selector: str) -> int:  # noqa: N802 - reads like the JS it mirrors
-    return int(page.get_attribute(f"{selector} svg", "data-points") or 0)
+    return int(page.get_attribute(selector, "data-points") or 0)

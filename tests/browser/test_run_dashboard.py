@@ -1,0 +1,342 @@
+"""The run page in headless Chromium, fed by events stored and broadcast through the web app's
+own event sink (webapp.runs.events.RunEventSink, as a worker does), served by the real ASGI
+server (daphne, Channels, Redis):
+
+- charts: every numeric series of the step events gets a chart and a toggle (a method's
+  `metrics.temperature` included), with hover values, a log-scale switch, a flat learning rate
+  padded around its value, CSV and PNG downloads;
+- graph views: the lattice, cell and U-shaped genotypes of tests/fixtures/genotypes (and a
+  gated generic graph) are each drawn as their kind, checked by what the page shows (nodes and
+  edges per cell type, skip arcs, "off" and pruned edges styled so);
+- a newer snapshot of the same architecture updates the drawn elements in place.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from browsertesting import CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "genotypes"
+TIMEOUT_MS = 30_000
+TOKEN = "dashboard-test-worker"
+
+#: A generic gated graph (UXNet-like): gates below the threshold are pruned.
+GATED_GRAPH = {
+    "format": "voxelsearch-genotype", "version": 2, "method": "gated", "in_channels": 1, "out_channels": 2,
+    "gates": {"threshold": 0.5},
+    "nodes": [{"id": "in", "kind": "input", "channels": 1}, *({"id": f"s{i}", "kind": "feature", "channels": 8} for i in range(4)),
+              {"id": "out", "kind": "output", "channels": 2}],
+    "edges": [
+        {"source": "in", "target": "s0", "op": "stem"},
+        {"source": "s0", "target": "s1", "op": "conv_3x3x3", "gate": 0.9},
+        {"source": "s0", "target": "s2", "op": "conv_3x3x3", "gate": 0.2},
+        {"source": "s1", "target": "s2", "op": "skip", "gate": 0.7},
+        {"source": "s2", "target": "s3", "op": "conv_3x3x3", "gate": 0.8},
+        {"source": "s1", "target": "s3", "op": "skip", "gate": 0.1},
+        {"source": "s3", "target": "out", "op": "head_out"},
+    ],
+}
+
+
+def fixture_genotype(name: str) -> dict:
+    """A genotype of tests/fixtures/genotypes (written with the genotype format of issue 7)."""
+    path = FIXTURES / f"{name}.json"
+    assert path.is_file(), f"{path} is missing (the genotype fixtures of docs/PLUGIN-SURFACE.md §2)"
+    return json.loads(path.read_text())
+
+
+class RunFeed:
+    """A search run of a fresh project with a worker's claim, and the web app's sink to feed it."""
+
+    def __init__(self, make_user, make_project):
+        from webapp.datasets.models import Dataset
+        from webapp.runs.events import RunEventSink
+        from webapp.runs.models import Run
+
+        self.owner = make_user("viewer-of-charts")
+        project = make_project(self.owner)
+        dataset = Dataset.objects.create(project=project, name="D", source="files", status=Dataset.Status.READY,
+                                         labels={"0": "background", "1": "liver", "2": "tumour"})
+        self.run = Run.objects.create(project=project, dataset=dataset, kind="search", method="dints", preset="tiny",
+                                      config={}, resolved_config={}, gpu_budget_bytes=8 * 10**9, estimate_bytes=10**9)
+        self.run.transition("running")
+        Run.objects.filter(pk=self.run.pk).update(claim_token=TOKEN)
+        self.sink = RunEventSink(self.run.pk, TOKEN)
+        self.seq = 0
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-sink")
+
+    def emit(self, type: str, **payload) -> dict:
+        """Store and broadcast one event, as the worker's reporter does. From a thread of its
+        own: the sink's broadcast (async_to_sync) refuses a thread with an event loop, and
+        Playwright's sync API runs one in the test's thread."""
+        self.seq += 1
+        event = {"seq": self.seq, "type": type, "time": time.time(), **payload}
+        self.worker.submit(self._store, event).result()
+        return event
+
+    def _store(self, event: dict) -> None:
+        from django.db import connection
+
+        try:
+            self.sink(event)
+        finally:
+            connection.close()  # this thread's own connection: not left open on the test database
+
+
+@pytest.fixture
+def feed(make_user, make_project, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
+    # blocking calls on the test database, not async code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    feed = RunFeed(make_user, make_project)
+    yield feed
+    feed.worker.shutdown(wait=True)
+
+
+@pytest.fixture
+def run_page(chromium, asgi_live_server, session_cookie, tmp_path):
+    """``open(feed) -> page`` on the feed's run page; fails the test on a page error."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+
+        def open_page(feed: RunFeed):
+            base = asgi_live_server.url
+            context.add_cookies([{"name": "sessionid", "value": session_cookie(feed.owner)["sessionid"], "url": base}])
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{base}/runs/{feed.run.pk}/")
+            page.wait_for_function(f"document.body.dataset.lastSeq === '{feed.seq}'")
+            return page
+
+        try:
+            yield open_page
+        finally:
+            for n, page in enumerate(context.pages):
+                page.screenshot(path=str(tmp_path / f"page-{n}.png"), full_page=True)
+            browser.close()
+    assert not errors, errors
+
+
+LOSSES = [1.0, 0.5, 0.25, 0.125]
+TEMPERATURES = [5.0, 4.0, 3.0, 2.0]
+
+
+def _feed_steps(feed: RunFeed) -> None:
+    feed.emit("run_started", phase="search", total_steps=4, device="cpu")
+    for step, (loss, temperature) in enumerate(zip(LOSSES, TEMPERATURES), start=1):
+        feed.emit("step", step=step, total_steps=4, phase="search", losses={"seg": loss, "arch": loss / 2},
+                  lrs={"weights": 0.025}, metrics={"temperature": temperature}, memory_bytes=10**6 * step,
+                  memory_kind="rss", seconds=0.5)
+        if step % 2 == 0:
+            feed.emit("validation", step=step, dice={"liver": 0.2 * step, "tumour": None}, mean_dice=0.1 * step)
+
+
+def _chart(page, group: str) -> dict:
+    return page.evaluate("""(id) => { const c = document.getElementById(id);
+        return c ? { points: Number(c.dataset.points), series: JSON.parse(c.dataset.series), log: c.dataset.log,
+                     yMin: Number(c.dataset.yMin), yMax: Number(c.dataset.yMax) } : null; }""", f"chart-{group}")
+
+
+def test_every_numeric_series_is_charted_with_toggles_hover_log_scale_and_downloads(feed, run_page, tmp_path):
+    _feed_steps(feed)
+    page = run_page(feed)
+    page.wait_for_function("Number(document.getElementById('chart-metrics')?.dataset.points) === 4")
+
+    # One chart per group of numeric leaves, none of them named in the page's code.
+    groups = page.eval_on_selector_all("#chart-board .chart-card", "cards => cards.map(c => c.dataset.group)")
+    assert groups[:2] == ["losses", "dice"] and set(groups) == {"losses", "dice", "lrs", "metrics", "memory_bytes", "seconds"}, groups
+    assert _chart(page, "metrics")["series"] == ["temperature"]
+    assert _chart(page, "losses")["series"] == ["seg", "arch"] and _chart(page, "losses")["points"] == 8
+    assert _chart(page, "dice") == {**_chart(page, "dice"), "series": ["liver", "mean"], "points": 4}  # a null class is no point
+    assert "resident memory" in page.inner_text("#memory-used")
+
+    # The flat learning rate is padded around its value (not 0.025 - 0.5 .. 0.025 + 0.5).
+    lrs = _chart(page, "lrs")
+    assert 0.02 <= lrs["yMin"] < 0.025 < lrs["yMax"] <= 0.03, lrs
+
+    # The temperature series has a toggle in the legend: off, then on again.
+    toggle = page.locator("#chart-metrics .u-legend .u-series", has_text="temperature")
+    assert toggle.count() == 1
+    toggle.locator(".u-label").click()
+    assert "u-off" in toggle.get_attribute("class")
+    toggle.locator(".u-label").click()
+    assert "u-off" not in (toggle.get_attribute("class") or "")
+
+    # Hover values: the legend shows the value under the cursor.
+    box = page.locator("#chart-metrics .u-over").bounding_box()
+    page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("document.querySelector('#chart-metrics .u-legend .u-series:nth-child(2) .u-value').textContent === '5'")
+
+    # Log scale: the losses start on a log axis and switch to a linear one (5% padding).
+    losses = _chart(page, "losses")
+    assert losses["log"] == "true" and losses["yMax"] == pytest.approx(1.25)
+    page.uncheck("#losses-card .chart-log")
+    page.wait_for_function("document.getElementById('chart-losses').dataset.log === 'false'")
+    linear = _chart(page, "losses")
+    assert linear["yMin"] == pytest.approx(0.0625 - 0.05 * 0.9375) and linear["yMax"] == pytest.approx(1 + 0.05 * 0.9375)
+    page.check("#metrics-card .chart-log")
+    page.wait_for_function("document.getElementById('chart-metrics').dataset.log === 'true'")
+    assert _chart(page, "metrics")["yMin"] == pytest.approx(2 / 1.25)
+
+    # CSV: a header and one row per step, the values as sent.
+    with page.expect_download() as info:
+        page.click("#metrics-card .chart-csv")
+    rows = list(csv.reader(io.StringIO(Path(info.value.path()).read_text())))
+    assert info.value.suggested_filename == f"run-{feed.run.pk}-metrics.csv"
+    assert rows == [["step", "temperature"], *([str(s), str(t)] for s, t in zip(range(1, 5), ["5", "4", "3", "2"]))]
+    with page.expect_download() as info:
+        page.click("#losses-card .chart-csv")
+    rows = list(csv.reader(io.StringIO(Path(info.value.path()).read_text())))
+    assert rows[0] == ["step", "seg", "arch"] and [float(v) for v in rows[4][1:]] == [0.125, 0.0625]
+    # PNG: an image of the chart.
+    with page.expect_download() as info:
+        page.click("#losses-card .chart-png")
+    png = Path(info.value.path()).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    saved = tmp_path / "losses.png"
+    saved.write_bytes(png)
+
+    # A new series arriving live gets its chart and toggle without a reload.
+    feed.emit("step", step=5, total_steps=5, phase="search", losses={"seg": 0.1}, metrics={"gate_polarisation": 0.7})
+    page.wait_for_function("JSON.parse(document.getElementById('chart-metrics').dataset.series).includes('gate_polarisation')")
+    assert page.locator("#chart-metrics .u-legend .u-series", has_text="gate_polarisation").count() == 1
+
+
+def _graph(page) -> dict:
+    return page.evaluate("() => ({...document.getElementById('arch-graph').dataset})")
+
+
+def _show(feed: RunFeed, run_page, genotype: dict):
+    feed.emit("architecture", step=1, genotype=genotype)
+    page = run_page(feed)
+    page.wait_for_selector("#arch-graph svg path.edge", state="attached")
+    return page
+
+
+def test_lattice_draws_layer_by_level_with_unselected_edges_off(feed, run_page):
+    doc = fixture_genotype("lattice")
+    snapshot = copy.deepcopy(doc)
+    snapshot["continuous"] = True
+    candidates = [i for i, e in enumerate(snapshot["edges"]) if "weight" in e]
+    assert len(candidates) >= 2, "the lattice fixture has no weighted (candidate) edges"
+    for i in candidates:
+        snapshot["edges"][i]["selected"] = True
+    off = snapshot["edges"][candidates[0]]
+    off["selected"] = False
+    page = _show(feed, run_page, snapshot)
+
+    shown = _graph(page)
+    assert shown["kind"] == "lattice"
+    assert page.locator("#arch-graph svg circle.node").count() == len(doc["nodes"])
+    assert page.locator("#arch-graph svg path.edge").count() == len(doc["edges"])
+    # Exactly the unselected edge is drawn off (dashed), the selected ones are not.
+    off_edges = page.locator("#arch-graph svg path.edge.edge-off")
+    assert off_edges.count() == 1 and shown["offEdges"] == "1"
+    assert off_edges.get_attribute("data-source") == off["source"] and off_edges.get_attribute("data-target") == off["target"]
+    assert off_edges.get_attribute("stroke-dasharray")
+    # Lattice places: a coarser level is drawn lower.
+    y = {n["id"]: float(page.get_attribute(f"#arch-graph svg circle.node[data-node='{n['id']}']", "cy")) for n in doc["nodes"]}
+    by_level = {}
+    for n in doc["nodes"]:
+        by_level.setdefault(n.get("level", 0), []).append(y[n["id"]])
+    levels = sorted(by_level)
+    assert all(max(by_level[a]) < min(by_level[b]) for a, b in zip(levels, levels[1:]) if a >= 0), by_level
+    assert page.locator("#graph-legend [data-style=off]").count() == 1
+
+    # Hover: the edge's op and weight.
+    off_edges.dispatch_event("pointerover")
+    hover = page.inner_text("#arch-graph .graph-hover")
+    assert f"{off['source']} → {off['target']}" in hover and "off" in hover
+
+    # A newer snapshot of the same lattice: the same elements, moved to their new style. Without
+    # `selected`, an edge of weight < 0.5 is off.
+    page.evaluate("() => { window.__edges = [...document.querySelectorAll('#arch-graph svg path.edge')]; }")
+    newer = copy.deepcopy(snapshot)
+    for e in newer["edges"]:
+        e.pop("selected", None)
+        if "weight" in e:
+            e["weight"] = 0.9
+    newer["edges"][candidates[1]]["weight"] = 0.2
+    feed.emit("architecture", step=2, genotype=newer)
+    page.wait_for_function("document.getElementById('arch-graph').dataset.step === '2'")
+    assert page.evaluate("() => window.__edges.every((e) => e.isConnected)")
+    assert page.evaluate("Number(document.querySelector('#arch-graph svg').dataset.updates)") >= 1
+    now_off = page.locator("#arch-graph svg path.edge.edge-off")
+    assert now_off.count() == 1
+    assert now_off.get_attribute("data-source") == newer["edges"][candidates[1]]["source"]
+    assert now_off.get_attribute("data-weight") == "0.200"
+
+
+def test_cells_draw_the_macro_network_and_one_dag_per_cell_type(feed, run_page):
+    doc = fixture_genotype("cells")
+    assert len(doc["cells"]) >= 2
+    page = _show(feed, run_page, doc)
+    assert _graph(page)["kind"] == "cells"
+    macro_nodes = page.locator("#arch-graph svg circle.node[data-graph=macro]")
+    assert macro_nodes.count() == len(doc["nodes"])
+    assert page.locator("#arch-graph svg path.edge[data-graph=macro]").count() == len(doc["edges"])
+    for cell in doc["cells"]:
+        graph = f"cell:{cell['name']}"
+        assert page.locator(f"#arch-graph svg circle.node[data-graph='{graph}']").count() == len(cell["nodes"]), cell["name"]
+        assert page.locator(f"#arch-graph svg path.edge[data-graph='{graph}']").count() == len(cell["edges"]), cell["name"]
+        panel = page.locator(f"#arch-graph svg rect.graph-panel[data-panel='{graph}']")
+        assert panel.count() == 1
+        # every node of the cell is drawn inside its panel
+        x, y, w, h = (float(panel.get_attribute(k)) for k in ("x", "y", "width", "height"))
+        for node in page.locator(f"#arch-graph svg circle.node[data-graph='{graph}']").all():
+            cx, cy = float(node.get_attribute("cx")), float(node.get_attribute("cy"))
+            assert x <= cx <= x + w and y <= cy <= y + h, (cell["name"], cx, cy, x, y, w, h)
+    # Each macro instance names its cell type.
+    instances = [n for n in doc["nodes"] if n.get("cell")]
+    assert instances
+    labelled = page.eval_on_selector_all("#arch-graph svg circle.node[data-graph=macro][data-cell]", "ns => ns.map(n => n.dataset.cell)")
+    assert sorted(labelled) == sorted(n["cell"] for n in instances)
+
+
+def test_ushape_draws_levels_over_depth_with_skip_arcs(feed, run_page):
+    doc = fixture_genotype("ushape")
+    skips = [e for e in doc["edges"] if e.get("role") == "skip"]
+    assert skips, "the U-shape fixture has no skip edges"
+    page = _show(feed, run_page, doc)
+    assert _graph(page)["kind"] == "ushape"
+    assert page.locator("#arch-graph svg circle.node").count() == len(doc["nodes"])
+    assert page.locator("#arch-graph svg path.edge").count() == len(doc["edges"])
+    for e in skips:
+        edge = page.locator(f"#arch-graph svg path.edge[data-source='{e['source']}'][data-target='{e['target']}'][data-role=skip]")
+        assert edge.count() == 1 and "edge-skip" in edge.get_attribute("class") and " Q" in edge.get_attribute("d"), e
+    # C2FNAS colours cells: every node with an op is filled with that op's colour.
+    with_ops = [n for n in doc["nodes"] if n.get("op")]
+    assert with_ops
+    assert page.locator("#arch-graph svg circle.node-op").count() == len(with_ops)
+    # A path: each node further along is drawn further right.
+    xs = [float(page.get_attribute(f"#arch-graph svg circle.node[data-node='{n['id']}']", "cx")) for n in doc["nodes"]]
+    assert len(set(xs)) > len(doc["nodes"]) // 2
+    assert page.locator("#graph-legend [data-style=skip]").count() == 1
+
+
+def test_generic_graph_is_laid_out_by_dagre_with_pruned_gates_dashed(feed, run_page):
+    page = _show(feed, run_page, GATED_GRAPH)
+    assert _graph(page)["kind"] == "graph"
+    pruned = page.eval_on_selector_all("#arch-graph svg path.edge.edge-pruned", "es => es.map(e => `${e.dataset.source}>${e.dataset.target}`)")
+    assert sorted(pruned) == ["s0>s2", "s1>s3"]
+    assert page.get_attribute("#arch-graph svg path.edge[data-source=s0][data-target=s2]", "stroke-dasharray")
+    # layered left to right: every kept edge points rightwards
+    x = {n["id"]: float(page.get_attribute(f"#arch-graph svg circle.node[data-node='{n['id']}']", "cx")) for n in GATED_GRAPH["nodes"]}
+    assert all(x[e["source"]] < x[e["target"]] for e in GATED_GRAPH["edges"])
+    page.hover("#arch-graph svg circle.node[data-node=s1]")
+    assert page.inner_text("#arch-graph .graph-hover").startswith("s1: feature, 8 channels")
