@@ -11,7 +11,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -30,6 +30,20 @@ from nasengine.training.schedule import lr_at
 MakeOptimiser = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 #: ``loss_fn(logits [B,K,*p], label [B,1,*p]) -> scalar``.
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@runtime_checkable
+class TrainingData(Protocol):
+    """What ``train_from_scratch`` reads from its ``data`` (``RetrainData`` has it all).
+
+    ``train``: infinite, resumable iterator of ``{"image": float [B,C,*p], "label": long
+    [B,1,*p]}``; ``val_cases``: preprocessed cases (``image`` [C,X,Y,Z], ``label`` [X,Y,Z]).
+    Class names come from ``labels`` ({value: name}) or ``label_names`` (background first)
+    when present.
+    """
+
+    train: Iterator[dict[str, torch.Tensor]]
+    val_cases: Sequence[Any]
 
 
 @dataclasses.dataclass
@@ -177,7 +191,7 @@ def _roi_of(data: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in patch)
 
 
-def train_from_scratch(network: nn.Module, data: Any, config: RetrainConfig,
+def train_from_scratch(network: nn.Module, data: TrainingData, config: RetrainConfig,
                        reporter: Reporter | None, checkpoint_dir: str | Path, *,
                        stage: str = ckpt.DEFAULT_STAGE, candidate: str | None = None,
                        cancel: CancelToken | None = None, resume: bool = False,
