@@ -218,7 +218,7 @@ class _GraphResolver:
         if "cell" in n:
             if self.in_cell:
                 self.fail(f"{p}.cell", "cells do not nest: a cell type's nodes cannot be cells")
-            if n["cell"] not in self.cells:
+            if not isinstance(n["cell"], str) or n["cell"] not in self.cells:
                 known = ", ".join(sorted(self.cells)) or "none"
                 self.fail(f"{p}.cell", f"unknown cell type {n['cell']!r}; defined: {known}")
             if "op" in n:
@@ -278,7 +278,7 @@ class _GraphResolver:
         if spec.multi_input:
             self.fail(f"{p}.op", f"{op} takes several inputs: it sits on a node (op with combine 'inputs'), not on an edge")
         resample = e.get("resample", "none")
-        if resample not in RESAMPLE:
+        if not isinstance(resample, str) or resample not in RESAMPLE:
             self.fail(f"{p}.resample", f"must be one of down, up, none, got {e.get('resample')!r}")
         params = e.get("params", {})
         if not isinstance(params, dict):

@@ -1,6 +1,8 @@
 """Every version-2 validation error is a GenotypeError whose path names the bad field, inside
 cell types too (``cells[1].edges[3].op``)."""
 
+import copy
+
 import pytest
 
 from nasengine.genotype import GenotypeError, validate
@@ -58,6 +60,11 @@ BAD = {
     "cycle inside a cell": ("cells", lambda d: d["cells"][0]["edges"].append({"source": "b", "target": "a", "op": "skip"}), "cells[0].edges"),
     # cell nodes
     "unknown cell type": ("cells", _set("nodes", 2, "cell", "sideways"), "nodes[2].cell"),
+    "cell name not a string": ("cells", _set("nodes", 2, "cell", ["down"]), "nodes[2].cell"),
+    "resample not a string": ("cells", _set("edges", 4, "resample", ["down"]), "edges[4].resample"),
+    "combine not a string": ("ushape", _set("nodes", 2, "combine", ["sum"]), "nodes[2].combine"),
+    "role not a string": ("ushape", _set("edges", 1, "role", {"a": 1}), "edges[1].role"),
+    "kind not a string": ("ushape", _set("kind", ["ushape"]), "kind"),
     "cell node with an op": ("cells", _set("nodes", 2, "op", {"name": "conv_3x3x3"}), "nodes[2].op"),
     "cell node with a combine": ("cells", _set("nodes", 2, "combine", "sum"), "nodes[2].combine"),
     "cell node channels not a multiple": ("cells", _set("nodes", 2, "channels", 15), "nodes[2].channels"),
@@ -121,3 +128,34 @@ def test_fixed_arity_multi_input_op_counts_its_inputs():
     finally:
         OPS._specs.pop("toy_concat_pair", None)
 
+
+
+def _leaf_paths(v, prefix=()):
+    """Every (path of keys) to a value inside ``v``."""
+    yield prefix
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield from _leaf_paths(x, prefix + (k,))
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            yield from _leaf_paths(x, prefix + (i,))
+
+
+@pytest.mark.parametrize("name", ["cells", "ushape", "gated"])
+def test_any_malformed_field_gives_a_genotype_error_never_another_exception(name):
+    """Replace each field in turn by values of the wrong type: validate either accepts the
+    document or raises GenotypeError (a TypeError or KeyError would be a validator bug)."""
+    odd = [None, [], {}, "x", -1, 0, 1.5, True, ["x"], {"x": 1}]
+    paths = [p for p in _leaf_paths(fixture(name)) if p]
+    base = fixture(name)
+    for path in paths:
+        for value in odd:
+            doc = copy.deepcopy(base)
+            obj = doc
+            for k in path[:-1]:
+                obj = obj[k]
+            obj[path[-1]] = value
+            try:
+                validate(doc)
+            except GenotypeError as exc:
+                assert exc.path and str(exc).startswith(exc.path)
