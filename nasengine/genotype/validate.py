@@ -19,8 +19,18 @@ from typing import Any
 
 from ..ops import OPS
 from .core import (
-    COMBINES, FORMAT, GENOTYPE_KINDS, NODE_KINDS, READABLE_VERSIONS, RESAMPLE, ROLES, VERSION, GenotypeError,
-    check_json_value, is_int, is_num,
+    COMBINES,
+    FORMAT,
+    GENOTYPE_KINDS,
+    NODE_KINDS,
+    READABLE_VERSIONS,
+    RESAMPLE,
+    ROLES,
+    VERSION,
+    GenotypeError,
+    check_json_value,
+    is_int,
+    is_num,
 )
 from .graph import ResolvedEdge, ResolvedGraph, ResolvedNode, topological_order
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -35,5 +35,6 @@ def saved_activation_bytes(fn: Callable[[], torch.Tensor], exclude: nn.Module | 
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()
-    del out, keep
+    del out
+    keep.clear()  # release the saved tensors (the closure still names the list)
     return sum(storages.values())

@@ -8,9 +8,8 @@ registry at call time, so a newly registered op is known everywhere at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch.nn as nn
 

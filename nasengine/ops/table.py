@@ -21,7 +21,7 @@ FLOPs count 2 per multiply-accumulate of every convolution (norms, ReLUs, resamp
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch.nn as nn
 
@@ -37,7 +37,6 @@ from .operations import (
     ReLUConvNorm,
     Stem,
 )
-
 from .registry import OPS, OpSpec, get_op, register_op
 
 __all__ = ["OpSpec", "OPS", "CELL_OPS", "RESAMPLE_OPS", "DINTS_CELL_OPS", "SHARED_OPS", "get_op"]

@@ -3,11 +3,10 @@ derived figures are the built network's: parameters exactly, memory against what
 
 import pytest
 import torch
+from genotype_docs import FIXTURE_NAMES, fixture
 
 from nasengine.genotype import build_network, derive_figures, resolve, validate
 from nasengine.ops import saved_activation_bytes
-
-from genotype_docs import FIXTURE_NAMES, fixture
 
 PATCH = (32, 32, 32)
 BATCH = 2  # batch 1 would take the slab path of the head convs (a CPU speed-up that holds ~1% more)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from genotype_docs import small_doc
 
 from nasengine.genotype import (
     SCHEMA,
@@ -18,8 +19,6 @@ from nasengine.genotype import (
     validate,
 )
 from nasengine.ops import saved_activation_bytes
-
-from genotype_docs import small_doc
 
 
 def test_valid_doc_passes_and_round_trips(tmp_path):

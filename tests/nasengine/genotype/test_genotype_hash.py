@@ -4,10 +4,9 @@ import json
 import random
 
 import pytest
+from genotype_docs import FIXTURE_NAMES, fixture
 
 from nasengine.genotype import GenotypeError, canonical_hash
-
-from genotype_docs import FIXTURE_NAMES, fixture
 
 
 def _reordered(doc: dict, seed: int) -> dict:

@@ -2,12 +2,11 @@
 
 import jsonschema
 import pytest
+from genotype_docs import FIXTURE_NAMES, fixture, small_doc
 
 import nasengine.genotype as genotype
 from nasengine.genotype import schema, validate
 from nasengine.ops import OPS, OpSpec, op_names, register_op
-
-from genotype_docs import FIXTURE_NAMES, fixture, small_doc
 
 
 def test_op_enum_is_the_registry_at_call_time():
@@ -26,9 +25,8 @@ def test_op_enum_is_the_registry_at_call_time():
 
 
 def test_schema_file_holds_no_hand_copy_of_the_op_names():
-    from importlib import resources
-
     import json
+    from importlib import resources
 
     raw = json.loads(resources.files("nasengine.genotype").joinpath("schema.json").read_text())
     assert raw["$defs"]["op_name"]["enum"] == []

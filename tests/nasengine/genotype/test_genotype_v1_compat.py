@@ -11,10 +11,9 @@ import json
 
 import pytest
 import torch
-
-from nasengine.genotype import VERSION, build_network, derive_figures, dump, load, loads, dumps, validate
-
 from genotype_docs import FIXTURES, fixture, small_doc
+
+from nasengine.genotype import VERSION, build_network, derive_figures, dump, dumps, load, loads, validate
 
 REFERENCE = json.loads((FIXTURES / "v1_build_reference.json").read_text(encoding="utf-8"))
 

@@ -4,10 +4,9 @@ cell types too (``cells[1].edges[3].op``)."""
 import copy
 
 import pytest
+from genotype_docs import fixture
 
 from nasengine.genotype import GenotypeError, validate
-
-from genotype_docs import fixture
 
 
 def _set(*keys_and_value):

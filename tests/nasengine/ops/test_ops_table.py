@@ -5,8 +5,18 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasengine.ops import CELL_OPS, DINTS_CELL_OPS, OPS, SHARED_OPS, OpSpec, get_op, op_names, register_op, saved_activation_bytes
-from nasengine.ops.operations import InstanceNorm, P3D_KERNELS
+from nasengine.ops import (
+    CELL_OPS,
+    DINTS_CELL_OPS,
+    OPS,
+    SHARED_OPS,
+    OpSpec,
+    get_op,
+    op_names,
+    register_op,
+    saved_activation_bytes,
+)
+from nasengine.ops.operations import P3D_KERNELS, InstanceNorm
 
 torch.manual_seed(0)
 
