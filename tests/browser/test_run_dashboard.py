@@ -5,9 +5,9 @@ server (daphne, Channels, Redis):
 - charts: every numeric series of the step events gets a chart and a toggle (a method's
   `metrics.temperature` included), with hover values, a log-scale switch, a flat learning rate
   padded around its value, CSV and PNG downloads;
-- graph views: the lattice, cell and U-shaped genotypes of tests/fixtures/genotypes (and a
-  gated generic graph) are each drawn as their kind, checked by what the page shows (nodes and
-  edges per cell type, skip arcs, "off" and pruned edges styled so);
+- graph views: the lattice, cell, U-shaped and gated genotypes of tests/fixtures/genotypes
+  are each drawn as their kind, checked by what the page shows (nodes and
+  edges per cell type, skip arcs, "off" and pruned edges and dead nodes styled so);
 - a newer snapshot of the same architecture updates the drawn elements in place.
 """
 from __future__ import annotations
@@ -29,24 +29,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "genotypes"
 TIMEOUT_MS = 30_000
 TOKEN = "dashboard-test-worker"
-
-#: A generic gated graph (UXNet-like): gates below the threshold are pruned.
-GATED_GRAPH = {
-    "format": "voxelsearch-genotype", "version": 2, "method": "gated", "in_channels": 1, "out_channels": 2,
-    "gates": {"threshold": 0.5},
-    "nodes": [{"id": "in", "kind": "input", "channels": 1}, *({"id": f"s{i}", "kind": "feature", "channels": 8} for i in range(4)),
-              {"id": "out", "kind": "output", "channels": 2}],
-    "edges": [
-        {"source": "in", "target": "s0", "op": "stem"},
-        {"source": "s0", "target": "s1", "op": "conv_3x3x3", "gate": 0.9},
-        {"source": "s0", "target": "s2", "op": "conv_3x3x3", "gate": 0.2},
-        {"source": "s1", "target": "s2", "op": "skip", "gate": 0.7},
-        {"source": "s2", "target": "s3", "op": "conv_3x3x3", "gate": 0.8},
-        {"source": "s1", "target": "s3", "op": "skip", "gate": 0.1},
-        {"source": "s3", "target": "out", "op": "head_out"},
-    ],
-}
-
 
 def fixture_genotype(name: str) -> dict:
     """A genotype of tests/fixtures/genotypes (written with the genotype format of issue 7)."""
@@ -329,14 +311,43 @@ def test_ushape_draws_levels_over_depth_with_skip_arcs(feed, run_page):
     assert page.locator("#graph-legend [data-style=skip]").count() == 1
 
 
-def test_generic_graph_is_laid_out_by_dagre_with_pruned_gates_dashed(feed, run_page):
-    page = _show(feed, run_page, GATED_GRAPH)
+def _pruned_and_dead(doc: dict) -> tuple[set[str], set[str]]:
+    """Edges ("source>target") and nodes a gate threshold removes, by the rule of
+    docs/PLUGIN-SURFACE.md §2: gates below it go, then nodes left without an input (or an
+    output) die with their edges, until nothing changes."""
+    threshold = doc["gates"]["threshold"]
+    kept = [e for e in doc["edges"] if not (isinstance(e.get("gate"), (int, float)) and e["gate"] < threshold)]
+    dead: set[str] = set()
+    while True:
+        live = [e for e in kept if e["source"] not in dead and e["target"] not in dead]
+        more = {n["id"] for n in doc["nodes"] if n["id"] not in dead and (
+            (n["kind"] != "input" and not any(e["target"] == n["id"] for e in live))
+            or (n["kind"] != "output" and not any(e["source"] == n["id"] for e in live)))}
+        if not more:
+            break
+        dead |= more
+    pruned = {f"{e['source']}>{e['target']}" for e in doc["edges"]
+              if e not in kept or e["source"] in dead or e["target"] in dead}
+    return pruned, dead
+
+
+def test_gated_graph_is_laid_out_by_dagre_with_pruned_gates_and_dead_nodes_styled(feed, run_page):
+    doc = fixture_genotype("gated")
+    pruned, dead = _pruned_and_dead(doc)
+    assert pruned and dead, "the gated fixture prunes nothing"
+    page = _show(feed, run_page, doc)
     assert _graph(page)["kind"] == "graph"
-    pruned = page.eval_on_selector_all("#arch-graph svg path.edge.edge-pruned", "es => es.map(e => `${e.dataset.source}>${e.dataset.target}`)")
-    assert sorted(pruned) == ["s0>s2", "s1>s3"]
-    assert page.get_attribute("#arch-graph svg path.edge[data-source=s0][data-target=s2]", "stroke-dasharray")
-    # layered left to right: every kept edge points rightwards
-    x = {n["id"]: float(page.get_attribute(f"#arch-graph svg circle.node[data-node='{n['id']}']", "cx")) for n in GATED_GRAPH["nodes"]}
-    assert all(x[e["source"]] < x[e["target"]] for e in GATED_GRAPH["edges"])
-    page.hover("#arch-graph svg circle.node[data-node=s1]")
-    assert page.inner_text("#arch-graph .graph-hover").startswith("s1: feature, 8 channels")
+    assert page.locator("#arch-graph svg circle.node").count() == len(doc["nodes"])
+    assert page.locator("#arch-graph svg path.edge").count() == len(doc["edges"])
+    drawn_pruned = page.eval_on_selector_all("#arch-graph svg path.edge.edge-pruned", "es => es.map(e => `${e.dataset.source}>${e.dataset.target}`)")
+    assert set(drawn_pruned) == pruned
+    assert all(page.eval_on_selector_all("#arch-graph svg path.edge.edge-pruned", "es => es.map(e => e.getAttribute('stroke-dasharray'))"))
+    drawn_dead = page.eval_on_selector_all("#arch-graph svg circle.node.node-dead", "ns => ns.map(n => n.dataset.node)")
+    assert set(drawn_dead) == dead
+    # layered left to right: every edge between live nodes points rightwards
+    x = {n["id"]: float(page.get_attribute(f"#arch-graph svg circle.node[data-node='{n['id']}']", "cx")) for n in doc["nodes"]}
+    assert all(x[e["source"]] < x[e["target"]] for e in doc["edges"])
+    assert page.locator("#graph-legend [data-style=pruned]").count() == 1
+    node = next(n for n in doc["nodes"] if n["kind"] == "feature" and n["id"] not in dead)
+    page.hover(f"#arch-graph svg circle.node[data-node='{node['id']}']")
+    assert page.inner_text("#arch-graph .graph-hover").startswith(f"{node['id']}: feature, {node['channels']} channels")

@@ -65,6 +65,31 @@ export function edgeStates(doc, nodes, edges) {
   });
 }
 
+/**
+ * Nodes a gate pruning leaves dead (docs/PLUGIN-SURFACE.md §2): with the pruned edges gone, a
+ * node other than an input that has no live input, or other than an output that has no live
+ * output, is dead, and so are its edges; repeated until nothing changes.
+ * @param {object[]} nodes @param {object[]} edges
+ * @param {Array<{pruned: boolean}>} states  from edgeStates, one per edge
+ * @returns {Set<string>}  ids of the dead nodes
+ */
+export function deadNodes(nodes, edges, states) {
+  const dead = new Set();
+  if (!states.some((s) => s.pruned)) return dead;
+  let changed = true;
+  while (changed) {
+    changed = false;
+    const live = edges.filter((e, i) => !states[i].pruned && !dead.has(e.source) && !dead.has(e.target));
+    for (const n of nodes) {
+      if (dead.has(n.id)) continue;
+      const noInput = n.kind !== 'input' && !live.some((e) => e.target === n.id);
+      const noOutput = n.kind !== 'output' && !live.some((e) => e.source === n.id);
+      if (noInput || noOutput) { dead.add(n.id); changed = true; }
+    }
+  }
+  return dead;
+}
+
 /** log2 of a resampling edge's factor (default 2), signed: down +, up -, none 0. */
 function levelStep(edge) {
   const factor = Number((edge.params && edge.params.factor) || 2);
@@ -137,7 +162,7 @@ export function describeEdge(edge, state) {
 }
 
 /** Hover text of a node: id, kind, channels, lattice place, op, combine rule, cell. */
-export function describeNode(node) {
+export function describeNode(node, dead = false) {
   const parts = [`${node.id}: ${node.kind}, ${node.channels} channels`];
   if (node.layer !== undefined || node.level !== undefined) parts.push(`layer ${node.layer ?? '—'}, level ${node.level ?? '—'}`);
   const op = nodeOp(node);
@@ -145,5 +170,6 @@ export function describeNode(node) {
   if (node.combine && node.combine !== 'sum') parts.push(`combine ${node.combine}`);
   if (node.cell) parts.push(`cell ${node.cell}`);
   if (node.active === false) parts.push('off');
+  if (dead) parts.push('dead (pruned gates leave it no input or no output)');
   return parts.join('; ');
 }

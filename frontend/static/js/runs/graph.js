@@ -7,7 +7,7 @@
 // Edges are coloured by their strongest op, with width and opacity by weight; "off" edges
 // (not in the current decode) and pruned ones are dashed; nodes that are off are hollow. A
 // redraw of the same architecture updates the drawn elements in place (scene.js).
-import { describeEdge, describeNode, edgeOp, edgeStates, genotypeKind, nodeOp } from './graph-model.js';
+import { deadNodes, describeEdge, describeNode, edgeOp, edgeStates, genotypeKind, nodeOp } from './graph-model.js';
 import { dagLayout } from './layout-dag.js';
 import { latticeLayout } from './layout-lattice.js';
 import { ushapeLayout } from './layout-ushape.js';
@@ -35,7 +35,11 @@ function pathD(points, curve, arc) {
     const mx = ((p[0][0] + p[1][0]) / 2).toFixed(1);
     return `M${p[0]} C${mx},${p[0][1]} ${mx},${p[1][1]} ${p[1]}`;
   }
-  return `M${p[0]} ${p.slice(1).map((q) => `L${q}`).join(' ')}`;
+  if (p.length <= 2) return `M${p[0]} ${p.slice(1).map((q) => `L${q}`).join(' ')}`;
+  // a route: through the midpoints, bending at each routing point (a smooth polyline)
+  const mid = (a, b) => [((a[0] + b[0]) / 2).toFixed(1), ((a[1] + b[1]) / 2).toFixed(1)];
+  const bends = p.slice(1, -1).map((q, i) => `Q${q} ${i === p.length - 3 ? p[p.length - 1] : mid(q, p[i + 2])}`);
+  return `M${p[0]} L${mid(p[0], p[1])} ${bends.join(' ')}`;
 }
 
 /**
@@ -45,9 +49,12 @@ function pathD(points, curve, arc) {
  */
 function graphItems(doc, graphKey, nodes, edges, layout, place, { nodeLabel = null } = {}) {
   const states = edgeStates(doc, nodes, edges);
+  const dead = deadNodes(nodes, edges, states);
+  // an edge into or out of a dead node goes with it
+  edges.forEach((e, i) => { if (dead.has(e.source) || dead.has(e.target)) states[i] = { ...states[i], pruned: true }; });
   const ops = new Set();
   const styles = new Set();
-  const out = { edges: [], nodes: [], labels: [], ops, styles, counts: { edges: 0, nodes: 0, off: 0, pruned: 0, skips: 0 } };
+  const out = { edges: [], nodes: [], labels: [], ops, styles, counts: { edges: 0, nodes: 0, off: 0, pruned: 0, skips: 0, dead: dead.size } };
   const seen = new Map();
   edges.forEach((e, i) => {
     const route = layout.points.get(i);
@@ -86,16 +93,17 @@ function graphItems(doc, graphKey, nodes, edges, layout, place, { nodeLabel = nu
     const [x, y] = place(at);
     const op = nodeOp(n);
     if (op) ops.add(op);
-    const off = n.active === false;
+    const off = n.active === false || dead.has(n.id);
+    if (dead.has(n.id)) styles.add('dead');
     out.nodes.push({
       key: `${graphKey}/${n.id}`,
       attrs: {
         cx: x.toFixed(1), cy: y.toFixed(1), r: NODE_R[n.kind] || 6,
-        class: `node node-${n.kind}${off ? ' node-off' : ''}${op ? ' node-op' : ''}`,
+        class: `node node-${n.kind}${off ? ' node-off' : ''}${dead.has(n.id) ? ' node-dead' : ''}${op ? ' node-op' : ''}`,
         style: op && !off ? `fill:${opColor(op)}` : null,
         'data-node': n.id, 'data-graph': graphKey, 'data-op': op, 'data-cell': n.cell || null,
       },
-      title: describeNode(n),
+      title: describeNode(n, dead.has(n.id)),
     });
     out.counts.nodes += 1;
     const text = nodeLabel ? nodeLabel(n) : null;
@@ -221,6 +229,7 @@ export function drawGenotype(container, doc, { height = 320 } = {}) {
   container.dataset.offEdges = String(total('off'));
   container.dataset.prunedEdges = String(total('pruned'));
   container.dataset.skipEdges = String(total('skips'));
+  container.dataset.deadNodes = String(total('dead'));
   container.dataset.activeNodes = String((doc.nodes || []).filter((n) => n.active !== false).length);
   const ops = new Set(); const styles = new Set();
   for (const it of built.items) { it.ops.forEach((o) => ops.add(o)); it.styles.forEach((s) => styles.add(s)); }
@@ -229,7 +238,7 @@ export function drawGenotype(container, doc, { height = 320 } = {}) {
 
 const STYLE_TEXT = {
   off: ['off', 'off (not in the current decode)'],
-  pruned: ['pruned', 'pruned (gate below the threshold)'],
+  pruned: ['pruned', 'pruned (gate below the threshold, or into a dead node)'],
   skip: ['skip', 'skip connection'],
 };
 

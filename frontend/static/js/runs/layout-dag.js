@@ -29,6 +29,15 @@ export function dagLayout(nodes, edges, { nodeSize = 18, rankSep = 46, nodeSep =
     const inner = (route && route.points ? route.points : []).slice(1, -1).map((p) => [p.x, p.y]);
     points.set(i, [pos.get(e.source), ...inner, pos.get(e.target)]);
   });
-  const { width, height } = g.graph();
-  return { width: width || nodeSize, height: height || nodeSize, pos, points, curve: 'route' };
+  // dagre's graph size leaves out the routes of long edges (they can pass below the nodes):
+  // measure everything drawn and shift it to start at the margin
+  const margin = 12 + nodeSize / 2;
+  const all = [...pos.values(), ...[...points.values()].flat()];
+  if (!all.length) return { width: 2 * margin, height: 2 * margin, pos, points, curve: 'route' };
+  const minX = Math.min(...all.map((p) => p[0])); const maxX = Math.max(...all.map((p) => p[0]));
+  const minY = Math.min(...all.map((p) => p[1])); const maxY = Math.max(...all.map((p) => p[1]));
+  const shift = ([x, y]) => [x - minX + margin, y - minY + margin];
+  for (const [id, p] of pos) pos.set(id, shift(p));
+  for (const [i, route] of points) points.set(i, route.map(shift));
+  return { width: maxX - minX + 2 * margin, height: maxY - minY + 2 * margin, pos, points, curve: 'route' };
 }
