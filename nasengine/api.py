@@ -130,13 +130,18 @@ def _start_reporter(reporter: Reporter | None, out: Path, resume: bool) -> Repor
       events (a worker that died before its first checkpoint) are dropped from the sinks;
     - a fresh start with a reporter that has already emitted: not at all (the caller's stream
       goes on; nothing it holds is erased).
+
+    A fresh start also deletes the stage checkpoints an earlier run left in ``out``.
     """
     if reporter is None:
         reporter = Reporter([JsonLinesSink(out / EVENTS_FILE)])
     seq = ckpt.latest_reporter_seq(out / CHECKPOINT_DIR) if resume else None
     if seq is not None:
         reporter.rewind(seq)
-    elif reporter.seq == 0:
+        return reporter
+    # a fresh start: an earlier run's stage checkpoints must not be resumed into this one
+    ckpt.clear_stages(out / CHECKPOINT_DIR)
+    if reporter.seq == 0:
         reporter.rewind(0)
     return reporter
 

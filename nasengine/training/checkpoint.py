@@ -49,6 +49,15 @@ def stage_files(checkpoint_dir: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in root.glob("*.pt") if p.is_file() and not p.name.startswith("."))
 
 
+def clear_stages(checkpoint_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete every stage checkpoint in ``checkpoint_dir`` (a fresh start of the run, so that
+    a later resume never mixes in an earlier run's stages); returns the files removed."""
+    removed = stage_files(checkpoint_dir)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
 def checkpoint_exists(checkpoint_dir: str | os.PathLike[str]) -> bool:
     """True when any stage of the run has a checkpoint (the run can be resumed)."""
     return bool(stage_files(checkpoint_dir))

@@ -289,3 +289,14 @@ def test_a_method_chooses_its_weights_architecture_split(tmp_path_factory):
     assert len(splits["train"]) == 5
     assert (len(splits["train1"]), len(splits["train2"])) == (4, 1)
     assert splits["train1"] + splits["train2"] == splits["train"]
+
+
+def test_a_fresh_run_drops_an_earlier_runs_stage_checkpoints(tmp_path, demo, extra_methods):
+    out = tmp_path / "s"
+    stale = ckpt.stage_path(out / api.CHECKPOINT_DIR, "coarse")
+    ckpt.save(stale, {"kind": "retrain", "reporter_seq": 10_000})  # left by an earlier run
+    api.search("fake_two", demo, out, "tiny", {"search_steps": 1, "validate_every": 0})
+    assert not stale.exists()
+    # a later resume rewinds to this run's newest checkpoint, not the earlier run's
+    last_checkpoint = [e for e in read_events(out / "events.jsonl") if e["type"] == "checkpoint"][-1]
+    assert ckpt.latest_reporter_seq(out / api.CHECKPOINT_DIR) == last_checkpoint["seq"]
