@@ -44,7 +44,8 @@ class ResolvedNode:
 
     Attributes:
         index: position in the document's ``nodes`` list.
-        channels: output channels (a multiplier of C inside a cell type).
+        channels: output channels (a multiplier of C inside a cell type); for a cell node the
+            cell's output channels, ``output_multiplier x cell_channels``.
         level: resolution level (absolute in a network, relative to ``in0`` in a cell type).
         combine: ``sum``, ``concat``, ``weighted_sum``, ``inputs`` or ``cell`` (a cell node).
         op, op_params, op_c_in: the node op, its parameters and its input channels (an int, or the

@@ -161,6 +161,15 @@ class _GraphResolver:
         self.in_cell = cells is None
         self.in_channels, self.out_channels, self.n_inputs = in_channels, out_channels, n_inputs
 
+    def width(self, nid: str) -> int:
+        """Output channels of node ``nid``: its ``channels``, times the output multiplier of its
+        cell type for a cell node (whose ``channels`` is the instance's C)."""
+        n = self.by_id[nid]
+        if "cell" in n:
+            cell = self.cells[n["cell"]]
+            return n["channels"] * cell.nodes[cell.output].channels
+        return n["channels"]
+
     def path(self, tail: str) -> str:
         return f"{self.prefix}{tail}"
 
@@ -195,8 +204,8 @@ class _GraphResolver:
         if not self.in_cell:
             if inputs[0]["channels"] != self.in_channels:
                 self.fail(f"nodes[{self.index[inputs[0]['id']]}].channels", f"input node has {inputs[0]['channels']} channels but in_channels is {self.in_channels}")
-            if outputs[0]["channels"] != self.out_channels:
-                self.fail(f"nodes[{self.index[self.output]}].channels", f"output node has {outputs[0]['channels']} channels but out_channels is {self.out_channels}")
+            if self.width(self.output) != self.out_channels:
+                self.fail(f"nodes[{self.index[self.output]}].channels", f"output node has {self.width(self.output)} channels but out_channels is {self.out_channels}")
 
     def check_node(self, i: int, n: Any) -> None:
         p = f"nodes[{i}]"
@@ -433,21 +442,18 @@ class _GraphResolver:
                 continue
             i = self.index[nid]
             inc = tuple(k for k in self.incoming[nid] if k in live_edges)
-            channels = n["channels"]
+            channels = self.width(nid)
             node = ResolvedNode(id=nid, index=i, kind=n["kind"], channels=channels, level=self.level[nid],
                                 combine=n.get("combine", "sum"), inputs=inc)
             if n["kind"] == "input":
                 nodes[nid] = node
                 continue
-            srcs = [self.by_id[edges[k]["source"]]["channels"] for k in inc]
+            srcs = [self.width(edges[k]["source"]) for k in inc]
             op = n.get("op")
             op_c_in: int | tuple[int, ...] = channels
             if "cell" in n:
                 cell = self.cells[n["cell"]]
-                k_out = cell.nodes[cell.output].channels
-                if channels % k_out:
-                    self.fail(f"nodes[{i}].channels", f"a {n['cell']!r} cell outputs {k_out} x C channels; {channels} is not a multiple of {k_out}")
-                c = channels // k_out
+                c = n["channels"]  # the instance's C; the node outputs output_multiplier x C
                 for slot, k in enumerate(inc):
                     c_out_of[k] = c * cell.nodes[cell.inputs[slot]].channels
                 node = ResolvedNode(id=nid, index=i, kind=n["kind"], channels=channels, level=self.level[nid], combine="cell",
@@ -474,7 +480,7 @@ class _GraphResolver:
         for k, e in enumerate(edges):
             if k not in live_edges:
                 continue
-            c_in, c_out = self.by_id[e["source"]]["channels"], c_out_of[k]
+            c_in, c_out = self.width(e["source"]), c_out_of[k]
             spec = OPS[e["op"]]
             resample = e.get("resample", "none")
             if spec.same_channels and resample == "none" and c_in != c_out:

@@ -70,7 +70,7 @@ def test_cells_fixture_instantiates_each_cell_node():
     # down cells: 6 edge modules each; up cells: 9; the macro graph: 11 edges
     assert [len(c.edge_ops) for c in net.cells] == [6, 6, 9, 9]
     assert len(net.edge_ops) == 11
-    # instance channels C = node channels / output multiplier: c2 is a down cell at C = 16
+    # a cell node's channels are the instance's C: c2 is a down cell at C = 16 (it outputs 2 x 16)
     assert net.cells[1].edge_ops[0][0].conv_1.in_channels == 16
     r = resolve(doc)
     assert [r.graph.nodes[c].level for c in ("c1", "c2", "c3", "c4")] == [2, 3, 2, 1]

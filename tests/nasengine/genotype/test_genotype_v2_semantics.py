@@ -77,17 +77,18 @@ def test_cell_node_applies_its_cell_to_the_edges_in_slot_order():
                   {"source": "in0", "target": "out", "op": "skip", "slot": 1},
                   {"source": "a", "target": "out", "op": "skip", "slot": 0}]}
     doc = doc_of(
-        [{"id": "in", "kind": "input", "channels": 2}, {"id": "out", "kind": "output", "channels": 4, "cell": "pair"}],
+        [{"id": "in", "kind": "input", "channels": 2}, {"id": "out", "kind": "output", "channels": 2, "cell": "pair"}],
         [{"source": "in", "target": "out", "op": "conv_1x1x1", "slot": 1},
          {"source": "in", "target": "out", "op": "skip", "slot": 0}],
-        cells=[pair],
+        cells=[pair], out_channels=4,
     )
     net = build_network(doc)
     cell = net.cells[0]
     in0, in1 = X, net.edge_ops[0](X)  # slot 0 is the skip edge, slot 1 the 1x1x1 conv
     a = in0 + cell.edge_ops[1](in1)
     torch.testing.assert_close(net(X), torch.cat([a, in0], 1))
-    assert cell.edge_ops[1].conv.in_channels == 2  # C = 4 channels / output multiplier 2
+    assert cell.edge_ops[1].conv.in_channels == 2  # a cell node's channels are the instance's C
+    assert net(X).shape[1] == 4  # and it outputs output_multiplier x C
 
 
 def test_levels_are_derived_when_absent_and_checked_when_present():
