@@ -35,7 +35,7 @@ from .ops import OP_NAMES, PRIMITIVES, ZERO, op_name
 from .space import CELL_EDGES, CELL_TYPES, NUM_NODES, feature_levels, level_channels, macro_plan, node_channels, preprocess_kind
 
 __all__ = ["FORMAT", "VERSION", "discrete_genotype", "continuous_genotype", "cell_type_document",
-           "output_multipliers"]
+           "output_multipliers", "decision_meta"]
 
 FORMAT = "voxelsearch-genotype"
 VERSION = 2
@@ -84,12 +84,14 @@ def cell_type_document(cell_type: str, decision: CellDecision | None, alpha: np.
         if live[j]:
             edges.append({"source": f"n{j}", "target": "out", "op": "skip", "resample": "none", "slot": slot})
             slot += 1
-    doc = {"name": cell_type, "inputs": 2, "nodes": nodes, "edges": edges,
-           "channel_rule": {"output_multiplier": out_mult}}
-    if not continuous:
-        doc["meta"] = {"fallback": decision.fallback, "used_inputs": list(decision.used_inputs),
-                       "dead_nodes": [f"n{j}" for j in range(NUM_NODES) if not decision.live[j]]}
-    return doc
+    return {"name": cell_type, "inputs": 2, "nodes": nodes, "edges": edges,
+            "channel_rule": {"output_multiplier": out_mult}}
+
+
+def decision_meta(decision: CellDecision) -> dict[str, Any]:
+    """What the derivation did to one cell type (kept in the genotype's ``meta.cells``)."""
+    return {"fallback": decision.fallback, "used_inputs": list(decision.used_inputs),
+            "dead_nodes": [f"n{j}" for j in range(NUM_NODES) if not decision.live[j]]}
 
 
 def output_multipliers(decisions: Sequence[CellDecision] | None) -> dict[str, int]:
@@ -127,9 +129,9 @@ def _macro(depth: int, in_channels: int, out_channels: int, stem_channels: int,
             kind = preprocess_kind(levels[source], cell)
             edges.append({"source": source, "target": cell.name, "op": _PRE_OP[kind],
                           "resample": _RESAMPLE[kind], "slot": slot, "role": role})
-        nodes.append({"id": cell.name, "kind": "feature", "cell": cell.cell_type, "channels": c,
-                      "stage": cell.level, "position": i + 2})
         width[cell.name] = multipliers[cell.cell_type] * c
+        nodes.append({"id": cell.name, "kind": "feature", "cell": cell.cell_type, "channels": width[cell.name],
+                      "stage": cell.level, "position": i + 2})
     last = macro_plan(depth)[-1].name
     nodes.append({"id": "out", "kind": "output", "channels": out_channels, "stage": 0,
                   "position": len(macro_plan(depth)) + 2})
@@ -149,7 +151,7 @@ def discrete_genotype(alpha: np.ndarray, *, in_channels: int, out_channels: int,
             "in_channels": int(in_channels), "out_channels": int(out_channels),
             "nodes": nodes, "edges": edges, "cells": cells, "continuous": False,
             "meta": {"stem_channels": int(stem_channels), "depth": int(depth), "divisor": 2 ** int(depth),
-                     "channels_note": "a cell node's channels are its node width C; its output has output_multiplier x C",
+                     "cells": {t: decision_meta(d) for t, d in zip(CELL_TYPES, decisions)},
                      **(meta or {})}}
 
 

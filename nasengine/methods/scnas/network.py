@@ -51,7 +51,7 @@ class ParsedMacro:
 
     ids: tuple[str, ...]
     kinds: tuple[str, ...]
-    channels: tuple[int, ...]  # node width C for cell nodes
+    channels: tuple[int, ...]  # cell nodes: the width C of each node inside the cell
     widths: tuple[int, ...]  # output channels (C x output multiplier for cell nodes)
     cell_of: tuple[str | None, ...]
     incoming: tuple[tuple[tuple[int, int], ...], ...]
@@ -115,8 +115,10 @@ def parse_genotype(doc: dict[str, Any]) -> ParsedMacro:
         cell = n.get("cell")
         if cell is not None and cell not in cells:
             raise GenotypeError(f"nodes[{nodes.index(n)}].cell", f"no cell type {cell!r} in cells")
-        channels.append(c)
-        widths.append(c * cells[cell].output_multiplier if cell else c)
+        if cell is not None and c % cells[cell].output_multiplier:
+            raise GenotypeError(f"nodes[{nodes.index(n)}].channels", f"{c} is not a multiple of cell {cell!r}'s output multiplier {cells[cell].output_multiplier}")
+        channels.append(c // cells[cell].output_multiplier if cell else c)
+        widths.append(c)
         cell_of.append(cell)
         levels.append(int(n.get("stage", 0)))
         level_of[nid] = levels[-1]

@@ -8,7 +8,7 @@ drawn ``zero`` runs but adds nothing). In eval mode (validation during the searc
 runs only its argmax op with weight 1 (zero: nothing).
 
 The temperature ``tau`` is a buffer (saved in ``state_dict`` and so in every checkpoint), set
-by :meth:`SCNASSupernet.on_step` from the schedule; ``sample_counts [4, 8]`` counts how often
+by :meth:`SCNASSupernet.on_step` before each step; ``sample_counts [4, 8]`` counts how often
 each op was drawn per cell type since the last step report (a buffer too, so a resumed run
 reports the same numbers).
 
@@ -183,16 +183,17 @@ class SCNASSupernet(nn.Module):
                               self.tau_min, self.tau_schedule)
 
     def on_step(self, step: int, phase: str) -> dict[str, Any]:
-        """Called after ``step`` steps are done: returns the step's metrics (the temperature it
-        ran at and the ops drawn per cell type since the last call), resets the counts and sets
-        the temperature of the next step."""
+        """The shared loop calls this before each step (``step``: 0-based index of the step
+        about to run). Sets the temperature of that step and returns the step's metrics: the
+        temperature, and the ops drawn per cell type in the previous step (both of its
+        forwards), whose counts are then reset."""
+        self.tau.fill_(self.temperature_for(step))
         metrics = {
             "temperature": float(self.tau),
             "sampled_ops": {t: {p: int(n) for p, n in zip(PRIMITIVES, row)}
                             for t, row in zip(CELL_TYPES, self.sample_counts.tolist())},
         }
         self.sample_counts.zero_()
-        self.tau.fill_(self.temperature_for(step))
         return metrics
 
     # ---- discrete views ----------------------------------------------------------------------
