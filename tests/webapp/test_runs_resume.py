@@ -65,7 +65,7 @@ def test_a_killed_worker_leaves_the_run_resumable_and_the_next_worker_finishes_i
     monkeypatch.setattr(services, "_enqueue", lambda run: None)  # sent below, to our own workers
     run = services.run_create_search(
         actor=owner, dataset=dataset, method=WORKHORSE_METHOD, preset="tiny",
-        config={**TINY, "search_steps": 40, "checkpoint_every": 4, "validate_every": 0, "snapshot_every": 4},
+        config={**TINY, "search_steps": 16, "checkpoint_every": 4, "validate_every": 0, "snapshot_every": 4},
         gpu_budget_bytes=8 * GB,
     )
     prefix = f"{subprocess_env['REDIS_KEY_PREFIX']}kill{run.pk}:"
@@ -82,7 +82,7 @@ def test_a_killed_worker_leaves_the_run_resumable_and_the_next_worker_finishes_i
         assert Run.objects.get(pk=run.pk).status == "running"
         second = _worker(env, tmp_path / "second.log", "second")  # on start it re-queues runs left running
         try:
-            done = wait_for(lambda: Run.objects.filter(pk=run.pk, status__in=["succeeded", "failed", "cancelled"]).first(), 180)
+            done = wait_for(lambda: Run.objects.filter(pk=run.pk, status__in=["succeeded", "failed", "cancelled"]).first(), 300)
         finally:
             _stop(second)
     finally:

@@ -53,9 +53,9 @@ def registered_webtoy():
     from webapp.runs import engine
 
     register(WebToyMethod())
-    engine.catalogue.cache_clear()
+    engine.forget_methods()
     try:
         yield NAME
     finally:
         unregister(NAME)
-        engine.catalogue.cache_clear()
+        engine.forget_methods()

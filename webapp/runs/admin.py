@@ -9,7 +9,7 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "method"]
     search_fields = ["name", "project__name"]
     readonly_fields = [
-        "status", "claim_token", "worker", "heartbeat_at", "attempts", "progress", "best_mean_dice", "genotype",
+        "status", "storage_key", "claim_token", "worker", "heartbeat_at", "attempts", "progress", "best_mean_dice", "genotype",
         "resolved_config", "estimate_details", "started_at", "finished_at", "status_changed_at",
     ]
 

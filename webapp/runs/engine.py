@@ -23,21 +23,37 @@ def format_gb(n: int | float | None) -> str:
     return f"{max(n / 1e6, 0.01):.3g} MB"
 
 
+@functools.lru_cache(maxsize=1)
+def _methods() -> list[dict[str, Any]]:
+    from nasengine.api import list_methods
+
+    return list_methods()
+
+
 @functools.lru_cache(maxsize=None)
+def _retrain_schema(method: str | None) -> dict[str, Any]:
+    from nasengine.api import retrain_schema
+
+    return retrain_schema(method)
+
+
 def catalogue(retrain_method: str | None = None) -> dict[str, Any]:
     """What the launch form renders: every method as the engine describes it (name, paper,
     presets, its whole config JSON Schema and its retraining schema), and under ``retrain`` the
     retraining schema of ``retrain_method`` (the shared one when None or not registered)."""
-    from nasengine.api import list_methods, retrain_schema
+    method = retrain_method if retrain_method in method_names() else None
+    return {"methods": _methods(), "retrain": _retrain_schema(method), "retrain_method": method}
 
-    methods = list_methods()
-    known = {m["name"] for m in methods}
-    method = retrain_method if retrain_method in known else None
-    return {"methods": methods, "retrain": retrain_schema(method), "retrain_method": method}
+
+def forget_methods() -> None:
+    """Read the engine's registry afresh next time (it is read once per process; a test that
+    registers a method calls this)."""
+    _methods.cache_clear()
+    _retrain_schema.cache_clear()
 
 
 def method_names() -> list[str]:
-    return [m["name"] for m in catalogue()["methods"]]
+    return [m["name"] for m in _methods()]
 
 
 def retrain_method(genotype: dict | None) -> str | None:
