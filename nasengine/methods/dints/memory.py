@@ -95,16 +95,22 @@ def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstima
 
     - ``search_bytes``: the supernet's saved activations at the search patch and batch, plus
       parameters, gradients and SGD momentum (float32).
-    - ``retrain_bytes``: the EXPECTED discrete network at the retrain channels, patch and batch:
-      stems and head of all levels, plus ``sigma`` times the cell memory with every edge on and
-      each cell at the mean of the op costs (the memory loss of eq. 10 drives the searched
-      architecture to that fraction of ``M_a``), plus weights, gradients and momentum likewise.
-      ``details["retrain_worst_case_bytes"]`` is the bound with every edge on and each cell at
-      its most expensive op.
+    - ``retrain_bytes``: the discrete network at the retrain channels, patch and batch with
+      every edge of every layer on and each cell at the mean of the op costs (the expected op
+      under uniform alpha), plus weights, gradients and momentum likewise. Every edge, because
+      the most probable pattern of a layer (eqs. 2-4) holds exactly the edges whose ``p_e`` is
+      above 1/2 (up to feasibility), while the memory loss (eq. 10) bounds only the expectation
+      ``M_e``: a search under budget pushes every ``p_e`` up, and until the entropy losses have
+      polarised them (not within the ``tiny`` preset's few architecture steps, the case the
+      contract suite measures) the decode is the full lattice. The conservative forecast,
+      as a memory budget check needs.
+    - ``details["retrain_budget_bytes"]``: the network once the search meets its budget: stems
+      and head plus ``sigma`` times the cells above (what eq. 10 drives a converged search to).
+    - ``details["retrain_worst_case_bytes"]``: every edge on, each at its most expensive op.
     - ``details["search_activation_bytes"]`` / ``["retrain_activation_bytes"]``: the activation
-      parts of the two (one batch, fp32), as the plug-in surface's memory contract names them.
-      The retrain figure is that of the expected network: before the search, which edges the
-      decode keeps is unknown; once a genotype exists, ``derive_figures`` gives its exact figure.
+      parts of ``search_bytes`` / ``retrain_bytes`` (one batch, fp32), as the plug-in surface's
+      memory contract names them. Once a genotype exists, ``derive_figures`` gives its exact
+      figure.
     """
     space = get_space(config.num_depths)
     patch = list(config.patch_size)
@@ -123,22 +129,26 @@ def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstima
     cell_params_mean = L * _cell_parameters(space, fr, "mean")
     cell_params_max = L * _cell_parameters(space, fr, "max")
     b = config.retrain_batch_size
-    expected_act = fixed + config.sigma * cells_all_mean
-    expected_params = fixed_params + config.sigma * cell_params_mean
-    retrain = int(expected_act * b + 3 * expected_params * BYTES)
+    retrain_act = fixed + cells_all_mean
+    retrain = int(retrain_act * b + 3 * (fixed_params + cell_params_mean) * BYTES)
+    budget_act = fixed + config.sigma * cells_all_mean
+    budget = int(budget_act * b + 3 * (fixed_params + config.sigma * cell_params_mean) * BYTES)
     worst = int((fixed + cells_all_max) * b + 3 * (fixed_params + cell_params_max) * BYTES)
     details = {
         # the plug-in surface's memory contract: one forward, one batch, fp32
         "search_activation_bytes": int(act * config.batch_size),
-        "retrain_activation_bytes": int(expected_act * b),
+        "retrain_activation_bytes": int(retrain_act * b),
         "search_activation_bytes_per_sample": int(act),
         "search_parameters": int(params),
         "search_batch_size": int(config.batch_size),
         "retrain_stem_filters": fr,
-        "retrain_activation_bytes_per_sample": int(expected_act),
+        "retrain_activation_bytes_per_sample": int(retrain_act),
         "retrain_batch_size": int(b),
+        "retrain_patch_size": patch,
+        "retrain_budget_bytes": budget,
+        "retrain_budget_activation_bytes": int(budget_act * b),
         "retrain_worst_case_bytes": worst,
         "patch_size": patch,
-        "retrain_estimate": "expected network at the memory budget sigma",
+        "retrain_estimate": "every edge on, each cell at the mean op cost (the decode before the edges polarise)",
     }
     return MemoryEstimate(search_bytes=int(search), retrain_bytes=retrain, details=details)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nasengine.genotype import build_network, derive_figures
-from nasengine.lattice.decode import Decoded
+from nasengine.lattice.decode import Decoded, decode
 from nasengine.lattice.genotypes import discrete_genotype
 from nasengine.lattice.space import get_space
 from nasengine.methods.dints import DINTS_CELL_OPS, METHOD
@@ -65,7 +65,8 @@ def test_estimate_memory_scales_sensibly():
     bigger = estimate_memory(dataclasses.replace(tiny, batch_size=4), 1, 3)
     assert bigger.search_bytes - est.search_bytes == 2 * per_sample
     lo = estimate_memory(dataclasses.replace(tiny, sigma=0.2), 1, 3)
-    assert lo.retrain_bytes < est.retrain_bytes <= est.details["retrain_worst_case_bytes"]
+    assert lo.details["retrain_budget_bytes"] < est.details["retrain_budget_bytes"] < est.retrain_bytes
+    assert lo.retrain_bytes == est.retrain_bytes < est.details["retrain_worst_case_bytes"]
     wide = estimate_memory(dataclasses.replace(tiny, retrain_channel_multiplier=4.0), 1, 3)
     assert wide.retrain_bytes > est.retrain_bytes and wide.search_bytes == est.search_bytes
 
@@ -104,25 +105,38 @@ def _all_edges_genotype(c, op_index: int) -> dict:
                              marginals=np.ones((L, space.E)), alpha=np.full((L, space.E, n), 1 / n))
 
 
-def test_contract_retrain_activation_bytes_match_saved_tensors_of_the_expected_network():
-    """details["retrain_activation_bytes"] forecasts the retrained network before the search: the
-    stems and head, plus sigma times the cells with every edge on, each at the mean op (uniform
-    alpha). At sigma = 1 that is the mean over the five networks with every edge on and one op
-    everywhere; measured at the retrain batch and the config's patch, within 10%."""
-    c = METHOD.make_config("tiny", {"sigma": 1.0})
-    forecast = METHOD.estimate_memory(c, 1, 3).details["retrain_activation_bytes"]
+def test_contract_retrain_activation_bytes_match_saved_tensors_of_the_full_lattice():
+    """details["retrain_activation_bytes"] forecasts the retrained network before the search:
+    every edge on (what the decode keeps until the edge probabilities polarise), each at the mean
+    op. That is the mean over the five networks with every edge on and one op everywhere,
+    measured at the retrain batch and patch: within 10%."""
+    c = METHOD.make_config("tiny")
+    details = METHOD.estimate_memory(c, 1, 3).details
+    assert details["retrain_patch_size"] == list(c.patch_size) and details["retrain_batch_size"] == c.retrain_batch_size
     x = torch.randn(c.retrain_batch_size, 1, *c.patch_size)
     measured = []
     for n in range(len(DINTS_CELL_OPS)):
         model = build_network(_all_edges_genotype(c, n))
         measured.append(saved_activation_bytes(lambda: model(x), exclude=model))
-    assert forecast == pytest.approx(np.mean(measured), rel=0.10)
-    assert forecast == pytest.approx(np.mean(measured), rel=0.02)  # in fact close to exact
+    assert details["retrain_activation_bytes"] == pytest.approx(np.mean(measured), rel=0.10)
+    assert details["retrain_activation_bytes"] == pytest.approx(np.mean(measured), rel=0.02)  # in fact close
 
 
-def test_retrain_forecast_is_linear_in_the_budget():
-    """Between sigma = 0 (stems and head only) and 1 (every edge), the forecast scales the cells."""
-    at = {s: METHOD.estimate_memory(METHOD.make_config("tiny", {"sigma": s}), 1, 3).details["retrain_activation_bytes"]
+def test_decode_under_budget_after_few_arch_steps_is_the_full_lattice():
+    """Why the forecast is the full lattice: eq. 10 under budget raises every p_e, and once all
+    p_e exceed 1/2 the most probable feasible chain takes every edge."""
+    space = get_space(3)
+    rng = np.random.default_rng(0)
+    b = 0.2 + rng.normal(0, 0.01, size=(3, space.E))  # a few Adam steps at arch_lr up from N(0, 0.01)
+    dec = decode(b, rng.normal(size=(3, space.E, len(DINTS_CELL_OPS))), space)
+    assert dec.edges.all() and dec.nodes.all()
+
+
+def test_budget_forecast_is_linear_in_sigma():
+    """details["retrain_budget_activation_bytes"]: stems and head plus sigma times the full
+    lattice's cells (the network a converged search is driven to by eq. 10)."""
+    at = {s: METHOD.estimate_memory(METHOD.make_config("tiny", {"sigma": s}), 1, 3).details
           for s in (0.0, 0.8, 1.0)}
-    assert at[0.0] < at[0.8] < at[1.0]
-    assert at[0.8] == pytest.approx(at[0.0] + 0.8 * (at[1.0] - at[0.0]), rel=1e-6)
+    budget = {s: d["retrain_budget_activation_bytes"] for s, d in at.items()}
+    assert budget[0.0] < budget[0.8] < budget[1.0] == at[0.8]["retrain_activation_bytes"]
+    assert budget[0.8] == pytest.approx(budget[0.0] + 0.8 * (budget[1.0] - budget[0.0]), rel=1e-6)
