@@ -7,7 +7,7 @@ tables from the op registry, given op names), ``supernet`` (the searchable netwo
 registered op list, with a hook for a fused mixed node). Nothing here imports a method package.
 """
 
-from .costs import all_edges_cell_bytes, fixed_bytes, op_cost_table
+from .costs import all_edges_cell_bytes, fixed_bytes, op_cost_table, plain_supernet_activation_bytes
 from .decode import Decoded, best_chain, decode, log_eta_np
 from .genotypes import DRAWING_KIND, continuous_genotype, discrete_genotype, node_id
 from .space import Edge, SearchSpace, get_space, level_channels, level_shape
@@ -17,6 +17,6 @@ __all__ = [
     "SearchSpace", "Edge", "get_space", "level_channels", "level_shape",
     "Decoded", "decode", "best_chain", "log_eta_np",
     "discrete_genotype", "continuous_genotype", "node_id", "DRAWING_KIND",
-    "op_cost_table", "fixed_bytes", "all_edges_cell_bytes",
+    "op_cost_table", "fixed_bytes", "all_edges_cell_bytes", "plain_supernet_activation_bytes",
     "LatticeSupernet", "MixedLatticeNode",
 ]

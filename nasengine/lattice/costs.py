@@ -7,6 +7,7 @@ resolution (DAST's transformer) is costed correctly at every level.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -14,7 +15,9 @@ import numpy as np
 from ..ops import get_op
 from .space import SearchSpace, level_channels, level_shape
 
-__all__ = ["op_cost_table", "fixed_bytes", "all_edges_cell_bytes"]
+__all__ = ["op_cost_table", "fixed_bytes", "all_edges_cell_bytes", "plain_supernet_activation_bytes"]
+
+BYTES = 4  # float32
 
 
 def op_cost_table(space: SearchSpace, stem_filters: int, patch: Sequence[int],
@@ -72,3 +75,22 @@ def all_edges_cell_bytes(op_costs: np.ndarray, edge_costs: np.ndarray, num_layer
     """
     per_edge = {"mean": op_costs.mean(1), "max": op_costs.max(1)}[how]
     return float(num_layers * (edge_costs + per_edge).sum())
+
+
+def plain_supernet_activation_bytes(space: SearchSpace, num_layers: int, in_channels: int, out_channels: int,
+                                    stem_filters: int, patch: Sequence[int], cell_ops: Sequence[str]) -> int:
+    """Per-sample bytes that :class:`~nasengine.lattice.supernet.LatticeSupernet` with its plain
+    :class:`~nasengine.lattice.supernet.MixedLatticeNode` saves for backward.
+
+    Per edge: the resampling op, every cell op at the target level, and each op's output
+    ``[c, *S]`` (kept by the product with its architecture weight ``w_{e,n}``); plus the stems
+    and head of every level. The architecture tensors (``L E N`` floats) are not counted.
+    A method with a fused node (DiNTS) has its own figure.
+    """
+    f = stem_filters
+    ch = level_channels(f, space.D)
+    op_costs, edge_costs = op_cost_table(space, f, patch, cell_ops)
+    outputs = np.array([len(cell_ops) * ch[e.target] * math.prod(level_shape(patch, e.target + 1)) * BYTES
+                        for e in space.edges])
+    per_layer = float((edge_costs + op_costs.sum(1) + outputs).sum())
+    return int(num_layers * per_layer) + fixed_bytes(space, in_channels, out_channels, f, patch, range(space.D))

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from nasengine.genotype import build_network, validate
 from nasengine.lattice import losses
-from nasengine.lattice.costs import op_cost_table
+from nasengine.lattice.costs import op_cost_table, plain_supernet_activation_bytes
 from nasengine.lattice.supernet import LatticeSupernet, MixedLatticeNode
+from nasengine.ops import saved_activation_bytes
 
 THREE_OPS = ("skip", "conv_3x3x3", "p3d_1x3x3")
 
@@ -96,3 +97,13 @@ def test_decode_and_snapshot_name_the_given_ops_and_method():
     # every candidate edge says whether the current decode keeps it (false: drawn "off")
     assert all(isinstance(e["selected"], bool) for e in snap_cell)
     assert sum(e["selected"] for e in snap_cell) == int(net.decode_arrays().edges.sum()) == len(cell)
+
+
+@pytest.mark.parametrize("D,L,f,patch", [(2, 2, 2, 16), (3, 2, 2, 32)])
+def test_plain_supernet_activation_estimate_matches_saved_tensors(D, L, f, patch):
+    """What a lattice method without a fused node (DAST) reports as search_activation_bytes."""
+    net = tiny(num_depths=D, num_layers=L, stem_filters=f)
+    x = torch.randn(2, 2, patch, patch, patch)
+    measured = saved_activation_bytes(lambda: net(x), exclude=net) / 2
+    estimate = plain_supernet_activation_bytes(net.space, L, 2, 3, f, [patch] * 3, THREE_OPS)
+    assert estimate == pytest.approx(measured, rel=0.01)
