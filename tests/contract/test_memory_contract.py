@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nasengine.genotype import derive_figures
 from nasengine.methods import get_method
 from nasengine.ops import saved_activation_bytes
 
@@ -67,3 +68,13 @@ def test_retrain_activation_estimate_matches_saved_tensors(method_name, contract
     measured = measured_bytes(network, genotype["in_channels"], batch, patch)
     assert estimate.details["retrain_activation_bytes"] == pytest.approx(measured,
                                                                          rel=TOLERANCE)
+
+
+def test_derived_memory_figure_matches_saved_tensors(method_name, contract_runs):
+    """``derive_figures(genotype, patch)["memory_bytes"]`` (per sample, shown with every
+    architecture) is what the built network saves, within the same tolerance."""
+    method, config, genotype, _ = tiny_estimate(method_name, contract_runs)
+    patch = list(method.data_settings(config).patch_size)
+    figures = derive_figures(genotype, patch)
+    measured = measured_bytes(method.build_network(genotype), genotype["in_channels"], 2, patch)
+    assert figures["memory_bytes"] == pytest.approx(measured / 2, rel=TOLERANCE)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from nasengine.genotype import derive_figures
 from nasengine.inference.export import export_onnx, export_torch
 from nasengine.methods import get_method
 
@@ -43,6 +44,14 @@ def test_network_runs_forward_and_backward(method_name, contract_runs):
     no_grad = [n for n, p in trainable if p.grad is None]
     assert not no_grad, f"parameters the loss does not reach: {no_grad[:5]}"
     assert all(torch.isfinite(p.grad).all() for _, p in trainable)
+
+
+def test_derived_parameter_count_is_the_built_networks(method_name, contract_runs):
+    """The figures shown for an architecture (``derive_figures``) count what is built."""
+    network, x = built_network(method_name, contract_runs)
+    genotype = contract_runs.search(method_name).genotype
+    figures = derive_figures(genotype, list(x.shape[2:]))
+    assert figures["parameters"] == sum(p.numel() for p in network.parameters())
 
 
 def test_torch_export_matches_the_network(method_name, contract_runs, tmp_path):

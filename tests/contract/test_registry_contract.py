@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import TOY, contract_method_names
 
+import nasengine.methods as methods_package
 from nasengine.methods import (
     BUILTIN_METHODS,
     MethodLoadError,
@@ -25,6 +27,15 @@ def test_every_builtin_method_is_registered_under_its_name():
     assert not missing, f"built-in methods missing from the registry: {missing}"
     for name in BUILTIN_METHODS:
         assert registry[name].name == name
+
+
+def test_every_method_package_is_a_builtin():
+    """A method folder left out of BUILTIN_METHODS would never be registered nor tested."""
+    root = Path(methods_package.__file__).parent
+    packages = {f"nasengine.methods.{p.name}" for p in root.iterdir()
+                if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages, "no method package found"
+    assert sorted(packages - set(BUILTIN_METHODS.values())) == []
 
 
 def test_the_suite_covers_every_builtin_and_the_toy_method():

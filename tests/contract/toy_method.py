@@ -108,7 +108,7 @@ def toy_genotype(in_channels: int, out_channels: int, width: int, ops: Sequence[
         {"source": "d", "target": "e", "op": "head_up", "resample": "up", "params": {}},
         {"source": "e", "target": "out", "op": "head_out", "resample": "none", "params": {}},
     ]
-    return {"format": "voxelsearch-genotype", "version": 1, "method": NAME,
+    return {"format": "voxelsearch-genotype", "version": 2, "method": NAME, "kind": "graph",
             "in_channels": in_channels, "out_channels": out_channels, "nodes": nodes,
             "edges": edges, "cells": [], "derived": {}, "meta": {"divisor": DIVISOR},
             "continuous": continuous}
