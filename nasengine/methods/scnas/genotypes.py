@@ -8,7 +8,9 @@ A document holds the 4 cell types once (``cells``) and the macro U-Net that inst
   intermediate nodes ``n0..n3`` (``combine: "sum"``), and ``out`` (``combine: "concat"`` of the
   live nodes in order, ``channel_rule.output_multiplier`` = their number). Channels inside a
   cell are multiples of the instance's ``C``. In a reduction cell the edges leaving ``in0`` /
-  ``in1`` carry the stride-2 ops with ``resample: "down"``.
+  ``in1`` carry the stride-2 ops with ``resample: "down"``. A derived cell type that reads only
+  one of its inputs declares only that one (``inputs: 1``, renumbered ``in0``; the macro edge's
+  ``role`` still says which it is), and macro nodes that nothing reads are dropped.
 - macro: ``in -> stem``; a node per cell instance (``cell``: its type, ``channels``: the
   instance's node channels ``C``; its output has ``output_multiplier x C``), fed by one edge per
   cell input (``slot`` 0 = ``in0``, role ``previous_previous``; ``slot`` 1 = ``in1``, role
@@ -55,10 +57,9 @@ def cell_type_document(cell_type: str, decision: CellDecision | None, alpha: np.
     if decision is None:
         decision = derive_cell(alpha)
     live = decision.live if not continuous else (True,) * NUM_NODES
-    nodes: list[dict[str, Any]] = [
-        {"id": "in0", "kind": "input", "channels": 1},
-        {"id": "in1", "kind": "input", "channels": 1},
-    ]
+    used = decision.used_inputs if not continuous else (True,) * len(decision.used_inputs)
+    rename = {f"in{i}": f"in{k}" for k, i in enumerate(i for i, u in enumerate(used) if u)}
+    nodes: list[dict[str, Any]] = [{"id": new, "kind": "input", "channels": 1} for new in rename.values()]
     nodes += [{"id": f"n{j}", "kind": "feature", "channels": 1, "combine": "sum",
                **({"active": bool(decision.live[j])} if continuous else {})}
               for j in range(NUM_NODES) if live[j]]
@@ -71,7 +72,7 @@ def cell_type_document(cell_type: str, decision: CellDecision | None, alpha: np.
         if not continuous and kept == ZERO:
             continue
         stride = 2 if _strided(cell_type, e) else 1
-        edge = {"source": e.source_id, "target": e.target_id,
+        edge = {"source": rename.get(e.source_id, e.source_id), "target": e.target_id,
                 "op": op_name(PRIMITIVES[shown], stride),
                 "resample": "down" if stride == 2 else "none",
                 "weight": round(float(prob[e.index, shown]), ndigits),
@@ -84,7 +85,7 @@ def cell_type_document(cell_type: str, decision: CellDecision | None, alpha: np.
         if live[j]:
             edges.append({"source": f"n{j}", "target": "out", "op": "skip", "resample": "none", "slot": slot})
             slot += 1
-    return {"name": cell_type, "inputs": 2, "nodes": nodes, "edges": edges,
+    return {"name": cell_type, "inputs": len(rename), "nodes": nodes, "edges": edges,
             "channel_rule": {"output_multiplier": out_mult}}
 
 
@@ -103,7 +104,8 @@ def output_multipliers(decisions: Sequence[CellDecision] | None) -> dict[str, in
 
 
 def _macro(depth: int, in_channels: int, out_channels: int, stem_channels: int,
-           multipliers: dict[str, int]) -> tuple[list[dict], list[dict]]:
+           multipliers: dict[str, int], used_inputs: dict[str, tuple[bool, ...]] | None = None
+           ) -> tuple[list[dict], list[dict]]:
     levels = feature_levels(depth)
     width = {"stem": stem_channels}
     nodes: list[dict[str, Any]] = [
@@ -113,8 +115,9 @@ def _macro(depth: int, in_channels: int, out_channels: int, stem_channels: int,
     edges: list[dict[str, Any]] = [{"source": "in", "target": "stem", "op": "scnas_stem", "resample": "none"}]
     for i, cell in enumerate(macro_plan(depth)):
         c = node_channels(stem_channels, cell.level)
+        used = (used_inputs or {}).get(cell.cell_type, (True, True))
         prev = cell.prev
-        if cell.skip is not None:  # decoder: previous output + same-level encoder output
+        if cell.skip is not None and used[1]:  # decoder: previous output + same-level encoder output
             prev = f"{cell.name}_sum"
             nodes.append({"id": prev, "kind": "feature", "channels": width[cell.prev], "combine": "sum",
                           "stage": levels[cell.prev], "position": i + 1.5})
@@ -125,18 +128,31 @@ def _macro(depth: int, in_channels: int, out_channels: int, stem_channels: int,
                           "resample": "none", "slot": 1, "role": "skip"})
             width[prev] = width[cell.prev]
             levels = {**levels, prev: levels[cell.prev]}
-        for slot, (source, role) in enumerate(((cell.prev_prev, "previous_previous"), (prev, "previous"))):
+        feeds = [f for f, u in zip(((cell.prev_prev, "previous_previous"), (prev, "previous")), used) if u]
+        for slot, (source, role) in enumerate(feeds):  # only the inputs the cell type reads
             kind = preprocess_kind(levels[source], cell)
             edges.append({"source": source, "target": cell.name, "op": _PRE_OP[kind],
                           "resample": _RESAMPLE[kind], "slot": slot, "role": role})
         width[cell.name] = multipliers[cell.cell_type] * c
-        nodes.append({"id": cell.name, "kind": "feature", "cell": cell.cell_type, "channels": width[cell.name],
+        nodes.append({"id": cell.name, "kind": "feature", "cell": cell.cell_type, "channels": c,
                       "stage": cell.level, "position": i + 2})
     last = macro_plan(depth)[-1].name
     nodes.append({"id": "out", "kind": "output", "channels": out_channels, "stage": 0,
                   "position": len(macro_plan(depth)) + 2})
     edges.append({"source": last, "target": "out", "op": "scnas_out", "resample": "none"})
-    return nodes, edges
+    return _drop_unread(nodes, edges)
+
+
+def _drop_unread(nodes: list[dict], edges: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Drop feature nodes that nothing reads (a cell type may leave an input unused), with
+    their incoming edges, until none is left."""
+    while True:
+        read = {e["source"] for e in edges}
+        unread = {n["id"] for n in nodes if n["kind"] == "feature" and n["id"] not in read}
+        if not unread:
+            return nodes, edges
+        nodes = [n for n in nodes if n["id"] not in unread]
+        edges = [e for e in edges if e["target"] not in unread]
 
 
 def discrete_genotype(alpha: np.ndarray, *, in_channels: int, out_channels: int, stem_channels: int,
@@ -145,7 +161,8 @@ def discrete_genotype(alpha: np.ndarray, *, in_channels: int, out_channels: int,
     width) as a genotype document (figures are added by the caller)."""
     alpha = np.asarray(alpha, dtype=np.float64)
     decisions = [derive_cell(alpha[t]) for t in range(len(CELL_TYPES))]
-    nodes, edges = _macro(depth, in_channels, out_channels, stem_channels, output_multipliers(decisions))
+    nodes, edges = _macro(depth, in_channels, out_channels, stem_channels, output_multipliers(decisions),
+                          {t: d.used_inputs for t, d in zip(CELL_TYPES, decisions)})
     cells = [cell_type_document(t, d, alpha[i]) for i, (t, d) in enumerate(zip(CELL_TYPES, decisions))]
     return {"format": FORMAT, "version": VERSION, "method": "scnas", "kind": "cells",
             "in_channels": int(in_channels), "out_channels": int(out_channels),

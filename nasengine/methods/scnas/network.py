@@ -115,10 +115,8 @@ def parse_genotype(doc: dict[str, Any]) -> ParsedMacro:
         cell = n.get("cell")
         if cell is not None and cell not in cells:
             raise GenotypeError(f"nodes[{nodes.index(n)}].cell", f"no cell type {cell!r} in cells")
-        if cell is not None and c % cells[cell].output_multiplier:
-            raise GenotypeError(f"nodes[{nodes.index(n)}].channels", f"{c} is not a multiple of cell {cell!r}'s output multiplier {cells[cell].output_multiplier}")
-        channels.append(c // cells[cell].output_multiplier if cell else c)
-        widths.append(c)
+        channels.append(c)  # a cell node's channels: the instance's C
+        widths.append(c * cells[cell].output_multiplier if cell else c)
         cell_of.append(cell)
         levels.append(int(n.get("stage", 0)))
         level_of[nid] = levels[-1]
