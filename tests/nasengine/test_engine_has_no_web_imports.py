@@ -1,4 +1,6 @@
-"""nasengine must stay usable without the web stack: no django/celery/channels/DRF imports."""
+"""nasengine must stay usable without the web stack (no django/celery/channels/DRF imports)
+and must ship no test code (the contract suite's toy method and the engine fakes stay in
+tests/)."""
 from __future__ import annotations
 
 import ast
@@ -7,6 +9,7 @@ from pathlib import Path
 import nasengine
 
 FORBIDDEN = ("django", "celery", "channels", "channels_redis", "rest_framework", "daphne")
+TEST_CODE = ("tests", "conftest", "toy_method", "contract_runs", "engine_fakes", "pytest")
 
 
 def _imported_modules(tree: ast.AST):
@@ -23,7 +26,7 @@ def _imported_modules(tree: ast.AST):
                 yield node.lineno, node.args[0].value
 
 
-def test_nasengine_imports_no_web_framework():
+def _offenders(forbidden: tuple[str, ...]) -> list[str]:
     root = Path(nasengine.__file__).parent
     files = sorted(root.rglob("*.py"))
     assert len(files) > 10
@@ -31,8 +34,18 @@ def test_nasengine_imports_no_web_framework():
     for path in files:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for lineno, module in _imported_modules(tree):
-            if module.split(".")[0] in FORBIDDEN:
+            if module.split(".")[0] in forbidden:
                 offenders.append(f"{path.relative_to(root.parent)}:{lineno} imports {module}")
+    return offenders
+
+
+def test_nasengine_imports_no_web_framework():
+    offenders = _offenders(FORBIDDEN)
+    assert not offenders, "\n".join(offenders)
+
+
+def test_nasengine_imports_no_test_code():
+    offenders = _offenders(TEST_CODE)
     assert not offenders, "\n".join(offenders)
 
 
@@ -40,3 +53,6 @@ def test_checker_catches_a_web_import(tmp_path):
     tree = ast.parse("import os\nfrom django.db import models\nimportlib.import_module('celery')")
     found = [m for _, m in _imported_modules(tree) if m.split(".")[0] in FORBIDDEN]
     assert found == ["django.db", "celery"]
+    tree = ast.parse("from tests.contract.toy_method import ToyMethod\nimport numpy")
+    assert [m for _, m in _imported_modules(tree) if m.split(".")[0] in TEST_CODE] == \
+        ["tests.contract.toy_method"]
