@@ -1,6 +1,5 @@
 """Fixtures of the browser tests (helpers in tests/browsertesting.py)."""
 import pytest
-
 from browsertesting import find_chromium
 
 

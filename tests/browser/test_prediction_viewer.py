@@ -17,7 +17,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from browsertesting import CHROMIUM_ARGS, overlay_pixels
 from predictiontesting import engine_bundle, input_volume, make_engine_model
 

@@ -24,7 +24,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from browsertesting import CHROMIUM_ARGS, overlay_pixels
 from predictiontesting import input_volume
 

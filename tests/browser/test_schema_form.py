@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from browsertesting import CHROMIUM_ARGS, open_module_page
 
 pytestmark = [pytest.mark.browser]

@@ -4,9 +4,9 @@ page draws curve points and the architecture graph live from the WebSocket."""
 from __future__ import annotations
 
 import pytest
-
 from browsertesting import CHROMIUM_ARGS, find_chromium
 from test_runs_support import make_demo_dataset
+
 from webapp.runs.models import Run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

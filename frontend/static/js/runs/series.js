@@ -50,9 +50,9 @@ export function validationSeries(event) {
 }
 
 /**
- * One x axis over a run whose stages each count their steps from 1 (C2FNAS trains candidates
- * one after another): a stage first seen starts where the run so far ended, so x only grows.
- * A run with no `stage` keeps x = step.
+ * One x axis over a run whose stages (and candidates within a stage) each count their steps
+ * from 1 (C2FNAS trains candidates one after another): a stage/candidate first seen starts
+ * where the run so far ended, so x only grows. A run with neither keeps x = step.
  */
 export class StepAxis {
   constructor() {
@@ -60,10 +60,10 @@ export class StepAxis {
     this.end = 0;
   }
 
-  /** @param {{step?: number, stage?: string}} event  @returns {number|null} x of the event */
+  /** @param {{step?: number, stage?: string, candidate?: string}} event  @returns {number|null} x of the event */
   x(event) {
     if (typeof event.step !== 'number') return null;
-    const stage = event.stage || '';
+    const stage = event.stage || event.candidate ? `${event.stage || ''}/${event.candidate || ''}` : '';
     if (!this.offsets.has(stage)) this.offsets.set(stage, stage === '' ? 0 : this.end);
     const x = this.offsets.get(stage) + event.step;
     this.end = Math.max(this.end, x);
