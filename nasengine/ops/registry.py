@@ -42,6 +42,12 @@ class OpSpec:
             (+1 = half resolution, -1 = double).
         same_channels: the op needs ``c_in == c_out`` (``skip``).
         arity: number of tensor inputs: 1 (default), n > 1, or 0 for "any number" (a list).
+        saves_input: the module keeps its input tensor itself for backward (a LeakyReLU or a
+            pool first, unlike the ReLU-first shared ops, whose ReLU saves a new tensor). ``memory``
+            then leaves that input out: several ops reading one tensor save one storage, so the
+            genotype figures count each such tensor once.
+        identity: the module returns its input tensor itself (``skip``): the output is the same
+            storage as the input (the figures follow the alias).
         description: one line for people.
     """
 
@@ -54,6 +60,8 @@ class OpSpec:
     same_channels: bool = False
     description: str = ""
     arity: int = 1
+    saves_input: bool = False
+    identity: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:

@@ -164,7 +164,7 @@ def _p3d_spec(name: str) -> OpSpec:
 SHARED_OPS: dict[str, OpSpec] = {
     "skip": OpSpec(
         "skip", "cell", _skip_build, lambda *a, **k: 0, lambda *a, **k: 0,
-        same_channels=True, description="identity (no ReLU, no norm)",
+        same_channels=True, identity=True, description="identity (no ReLU, no norm)",
     ),
     "conv_3x3x3": OpSpec(
         "conv_3x3x3", "cell", lambda c_in, c_out, **_: ReLUConvNorm(c_in, c_out, (3, 3, 3)),

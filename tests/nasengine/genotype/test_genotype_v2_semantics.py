@@ -1,6 +1,8 @@
 """What each version-2 construct computes: merge rules, node ops, multi-input ops, cells, slots,
 derived levels, gate pruning (values checked against the same modules applied by hand)."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -147,3 +149,63 @@ def test_pruning_an_input_of_a_cell_node_is_refused():
     assert err.value.path == "edges[1].gate"
     del doc["gates"]
     torch.testing.assert_close(build_network(doc)(X), 2 * X)
+
+
+class _LeakyConv(torch.nn.Module):
+    """LeakyReLU -> 1x1x1 conv -> InstanceNorm: the LeakyReLU keeps its input tensor itself."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        from nasengine.ops.operations import InstanceNorm
+
+        self.conv = torch.nn.Conv3d(c_in, c_out, 1, bias=False)
+        self.norm = InstanceNorm(c_out)
+
+    def forward(self, x):
+        return self.norm(self.conv(torch.nn.functional.leaky_relu(x, 0.01)))
+
+
+def _leaky_memory(c_in, c_out, spatial_shape, **_):
+    s = int(torch.tensor(spatial_shape).prod())
+    return 4 * (c_in * s + c_out * s + 2 * c_out)  # LeakyReLU out (the conv's input) + norm in; not x
+
+
+def test_inputs_saved_by_several_ops_and_aliases_count_once():
+    """Ops that keep their input (``saves_input``) share that storage: the figures count it once
+    per tensor, following ``skip`` aliases and single-edge sums, into cells too."""
+    from nasengine.genotype import derive_figures
+    from nasengine.ops import OPS, OpSpec, register_op, saved_activation_bytes
+
+    spec = OpSpec("toy_leaky_conv", "cell", lambda c_in, c_out, **_: _LeakyConv(c_in, c_out), _leaky_memory,
+                  lambda *a, **k: 0, saves_input=True)
+    register_op(spec)
+    try:
+        twin = {"name": "twin", "inputs": 1, "nodes": [
+            {"id": "in0", "kind": "input", "channels": 1}, {"id": "a", "kind": "feature", "channels": 1},
+            {"id": "out", "kind": "output", "channels": 1}],
+            "edges": [{"source": "in0", "target": "a", "op": "toy_leaky_conv"},
+                      {"source": "in0", "target": "out", "op": "toy_leaky_conv"},
+                      {"source": "a", "target": "out", "op": "toy_leaky_conv"}]}
+        nodes = [{"id": "in", "kind": "input", "channels": 2}, {"id": "a", "kind": "feature", "channels": 4},
+                 {"id": "d", "kind": "feature", "channels": 4}, {"id": "b", "kind": "feature", "channels": 4},
+                 {"id": "c", "kind": "feature", "channels": 4, "cell": "twin"},
+                 {"id": "out", "kind": "output", "channels": 3, "op": {"name": "toy_leaky_conv"}}]
+        edges = [{"source": "in", "target": "a", "op": "conv_3x3x3"},
+                 {"source": "a", "target": "d", "op": "skip"},  # d is a itself
+                 {"source": "a", "target": "b", "op": "toy_leaky_conv"},
+                 {"source": "d", "target": "b", "op": "toy_leaky_conv"},  # saves a again: one storage
+                 {"source": "d", "target": "c", "op": "skip"},  # the cell's in0 is a too
+                 {"source": "b", "target": "out", "op": "toy_leaky_conv"},
+                 {"source": "c", "target": "out", "op": "conv_1x1x1"}]
+        doc = doc_of(nodes, edges, cells=[twin])
+        net = build_network(doc)
+        x = torch.randn(2, 2, 8, 8, 8)
+        measured = saved_activation_bytes(lambda: net(x), exclude=net) / 2
+        fig = derive_figures(doc, (8, 8, 8))
+        assert fig["memory_bytes"] == measured
+        # 7 ops save an input, but only 4 distinct tensors: a (= d = the cell's in0), b and the
+        # cell's a with 4 channels, and out's merged input with 3 (a sum node's edges bring its channels)
+        register_op(dataclasses.replace(spec, saves_input=False), replace=True)
+        assert fig["memory_bytes"] - derive_figures(doc, (8, 8, 8))["memory_bytes"] == (3 * 4 + 3) * 8**3 * 4
+    finally:
+        OPS._specs.pop("toy_leaky_conv", None)
