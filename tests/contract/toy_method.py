@@ -146,6 +146,9 @@ class ToySupernet(nn.Module):
                                     MixedEdge(2 * width, width, "up")])
         self.head_up = OPS["head_up"].build(width, width)
         self.head_out = OPS["head_out"].build(width, out_channels)
+        # Channel dropout draws from torch's global RNG, so the resume contract notices a loop
+        # that does not restore it (saves only a [B, C, 1, 1, 1] mask).
+        self.dropout = nn.Dropout3d(0.1)
         self.op_logits = nn.Parameter(1e-3 * torch.randn(len(SEARCHABLE_EDGES),
                                                          len(CANDIDATE_OPS)))
 
@@ -161,7 +164,7 @@ class ToySupernet(nn.Module):
         b = self.mixed[0](a, weights[0])
         c = self.mixed[1](b, weights[1])
         d = self.mixed[2](c, weights[2]) + b
-        return self.head_out(self.head_up(d))
+        return self.head_out(self.head_up(self.dropout(d)))
 
     def arch_regularisers(self) -> dict[str, torch.Tensor]:
         p = torch.softmax(self.op_logits, dim=1)
