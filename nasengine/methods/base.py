@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nasengine.config import ConfigError, build_config, json_schema, merge_values
+from nasengine.training.retrain import RETRAIN_PRESETS, RetrainConfig
 
 
 @dataclasses.dataclass
@@ -79,9 +80,10 @@ class SearchMethod:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     default_preset: ClassVar[str] = "paper"
     #: Retraining settings of this method's architectures: a ``RetrainConfig`` subclass (or a
-    #: dataclass with its fields) and its presets; None means the shared ones.
-    retrain_config_class: ClassVar[type | None] = None
-    retrain_presets: ClassVar[dict[str, dict[str, Any]] | None] = None
+    #: dataclass with its fields) and its presets (a paper preset per method); default the
+    #: shared ones.
+    retrain_config_class: ClassVar[type] = RetrainConfig
+    retrain_presets: ClassVar[dict[str, dict[str, Any]]] = RETRAIN_PRESETS
 
     # -- config -----------------------------------------------------------------------------
     def schema(self) -> dict[str, Any]:
@@ -109,39 +111,22 @@ class SearchMethod:
         return config
 
     # -- retraining config --------------------------------------------------------------
-    def retrain_config_type(self) -> type:
-        """The retraining config dataclass (default: the shared ``RetrainConfig``)."""
-        if self.retrain_config_class is not None:
-            return self.retrain_config_class
-        from nasengine.training.retrain import RetrainConfig
-
-        return RetrainConfig
-
-    def retrain_preset_table(self) -> dict[str, dict[str, Any]]:
-        """Retraining presets (default: the shared ``RETRAIN_PRESETS``)."""
-        if self.retrain_presets is not None:
-            return self.retrain_presets
-        from nasengine.training.retrain import RETRAIN_PRESETS
-
-        return RETRAIN_PRESETS
-
     def retrain_schema(self) -> dict[str, Any]:
         """JSON Schema of the retraining settings with ``x-presets``."""
-        schema = json_schema(self.retrain_config_type(),
+        schema = json_schema(self.retrain_config_class,
                              title=f"{self.name} retraining settings")
-        schema["x-presets"] = {k: dict(v) for k, v in self.retrain_preset_table().items()}
+        schema["x-presets"] = {k: dict(v) for k, v in self.retrain_presets.items()}
         return schema
 
     def make_retrain_config(self, preset: str | None = None,
                             overrides: Mapping[str, Any] | None = None) -> Any:
         """Retraining config from one of this method's presets and ``overrides``."""
-        presets = self.retrain_preset_table()
+        presets = self.retrain_presets
         preset = preset or ("paper" if "paper" in presets else next(iter(presets)))
         if preset not in presets:
             raise ConfigError(f"unknown retraining preset {preset!r} for {self.name}; known "
                               f"presets: {', '.join(presets)}", "preset")
-        return build_config(self.retrain_config_type(), merge_values(presets[preset],
-                                                                     overrides))
+        return build_config(self.retrain_config_class, merge_values(presets[preset], overrides))
 
     def data_settings(self, config: Any) -> DataSettings:
         """Data preparation settings read from the config (override when names differ)."""
