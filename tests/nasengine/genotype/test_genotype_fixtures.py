@@ -98,3 +98,18 @@ def test_gated_fixture_prunes_edges_and_dead_nodes():
     assert len(net.edge_ops) == len(doc["edges"]) - len(low | dead_edges)
     assert type(net.node_ops[0]).__name__ == "ConcatReLUConvNorm"
     assert net.node_ops[0].in_channels == (8, 16, 16)  # b1, b2 (up), c2 (up) in slot order
+
+
+def test_exports_to_onnx(built, tmp_path):
+    import onnxruntime
+
+    from nasengine.inference.export import export_onnx
+
+    name, _, net, x = built
+    net.eval()
+    export_onnx(net, x[:1], tmp_path / f"{name}.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {session.get_inputs()[0].name: x[:1].numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(y), net(x[:1]), atol=1e-4, rtol=1e-4)
+    net.train()
