@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-__all__ = ["OpSpec", "OPS", "OP_KINDS", "register_op", "get_op", "op_names"]
+__all__ = ["OpSpec", "OPS", "OP_KINDS", "register_op", "unregister_op", "get_op", "op_names"]
 
 #: ``cell``: same resolution, one input; ``resample``: 2x down/up; ``stem``/``head``: the fixed
 #: ends of a network; ``node``: a multi-input op (``arity != 1``), only allowed on nodes.
@@ -130,6 +130,12 @@ def register_op(spec: OpSpec, *, replace: bool = False) -> OpSpec:
         raise ValueError(f"op {spec.name!r} is already registered with a different spec; pass replace=True to override")
     specs[spec.name] = spec
     return spec
+
+
+def unregister_op(name: str) -> OpSpec | None:
+    """Remove ``name`` from :data:`OPS` and return its spec (None if absent). For tests and tools
+    that register a temporary op; a method's ops stay registered for the life of the process."""
+    return OPS._specs.pop(name, None)  # type: ignore[attr-defined]
 
 
 def get_op(name: str) -> OpSpec:

@@ -6,7 +6,7 @@ from genotype_docs import FIXTURE_NAMES, fixture, small_doc
 
 import nasengine.genotype as genotype
 from nasengine.genotype import schema, validate
-from nasengine.ops import OPS, OpSpec, op_names, register_op
+from nasengine.ops import OPS, OpSpec, op_names, register_op, unregister_op
 
 
 def test_op_enum_is_the_registry_at_call_time():
@@ -20,7 +20,7 @@ def test_op_enum_is_the_registry_at_call_time():
         jsonschema.validate(doc, schema())
         validate(doc)
     finally:
-        OPS._specs.pop("toy_schema_op", None)
+        unregister_op("toy_schema_op")
     assert "toy_schema_op" not in schema()["$defs"]["op_name"]["enum"]
 
 

@@ -114,7 +114,7 @@ def test_v2_validation_errors_name_the_field(name):
 
 
 def test_fixed_arity_multi_input_op_counts_its_inputs():
-    from nasengine.ops import OPS, OpSpec, register_op
+    from nasengine.ops import OPS, OpSpec, register_op, unregister_op
 
     spec = OPS["concat_conv_1x1x1"]
     pair = OpSpec("toy_concat_pair", "node", spec.build, spec.memory, spec.flops, arity=2)
@@ -126,7 +126,7 @@ def test_fixed_arity_multi_input_op_counts_its_inputs():
             validate(doc)
         assert err.value.path == "nodes[9].op"
     finally:
-        OPS._specs.pop("toy_concat_pair", None)
+        unregister_op("toy_concat_pair")
 
 
 

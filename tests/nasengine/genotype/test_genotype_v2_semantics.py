@@ -174,7 +174,7 @@ def test_inputs_saved_by_several_ops_and_aliases_count_once():
     """Ops that keep their input (``saves_input``) share that storage: the figures count it once
     per tensor, following ``skip`` aliases and single-edge sums, into cells too."""
     from nasengine.genotype import derive_figures
-    from nasengine.ops import OPS, OpSpec, register_op, saved_activation_bytes
+    from nasengine.ops import OpSpec, register_op, saved_activation_bytes, unregister_op
 
     spec = OpSpec("toy_leaky_conv", "cell", lambda c_in, c_out, **_: _LeakyConv(c_in, c_out), _leaky_memory,
                   lambda *a, **k: 0, saves_input=True)
@@ -208,4 +208,4 @@ def test_inputs_saved_by_several_ops_and_aliases_count_once():
         register_op(dataclasses.replace(spec, saves_input=False), replace=True)
         assert fig["memory_bytes"] - derive_figures(doc, (8, 8, 8))["memory_bytes"] == (3 * 4 + 3) * 8**3 * 4
     finally:
-        OPS._specs.pop("toy_leaky_conv", None)
+        unregister_op("toy_leaky_conv")

@@ -15,6 +15,7 @@ from nasengine.ops import (
     op_names,
     register_op,
     saved_activation_bytes,
+    unregister_op,
 )
 from nasengine.ops.operations import P3D_KERNELS, InstanceNorm
 
@@ -199,8 +200,10 @@ def test_register_op_adds_to_the_live_registry_and_refuses_a_different_spec():
         assert OPS["toy_registered_op"] is spec
         register_op(other, replace=True)
         assert OPS["toy_registered_op"] is other
+        assert unregister_op("toy_registered_op") is other and "toy_registered_op" not in OPS
+        assert unregister_op("toy_registered_op") is None
     finally:
-        OPS._specs.pop("toy_registered_op", None)  # keep the registry as the other tests expect it
+        unregister_op("toy_registered_op")  # keep the registry as the other tests expect it
 
 
 def test_registry_is_read_only_and_specs_are_checked():
