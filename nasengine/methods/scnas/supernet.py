@@ -100,14 +100,19 @@ class SCNASSupernet(nn.Module):
         alpha_init_std: alpha ~ N(0, std) (DARTS: 1e-3).
         genotype_stem_channels: the width written into the derived genotype (paper: 68).
         genotype_meta / genotype_patch_size: extra meta and the patch the figures are at.
+        mixing: ``"pair"`` (Algorithm 1) or ``"all"`` (every op mixed by softmax(alpha), as
+            DARTS; only for ``bench/scnas_sampling.py``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stem_channels: int = 48, depth: int = 3, *,
                  tau_max: float = 10.0, tau_min: float = 0.1, tau_schedule: str = "linear",
                  anneal_start: int = 0, anneal_steps: int = 1, alpha_init_std: float = 1e-3,
                  genotype_stem_channels: int | None = None, genotype_meta: dict | None = None,
-                 genotype_patch_size: list[int] | None = None):
+                 genotype_patch_size: list[int] | None = None, mixing: str = "pair"):
         super().__init__()
+        if mixing not in ("pair", "all"):
+            raise ValueError(f"mixing must be 'pair' (Algorithm 1) or 'all' (DARTS), got {mixing!r}")
+        self.mixing = mixing
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.stem_channels, self.depth = int(stem_channels), int(depth)
         self.tau_max, self.tau_min, self.tau_schedule = float(tau_max), float(tau_min), tau_schedule
@@ -151,6 +156,9 @@ class SCNASSupernet(nn.Module):
         if not self.training:
             arg = self.alpha.detach().argmax(-1).cpu().tolist()
             return [[(o,) for o in row] for row in arg], None
+        if self.mixing == "all":  # DARTS: every op, weighted by softmax(alpha) (the benchmark's baseline)
+            every = [[tuple(range(NUM_OPS))] * NUM_EDGES for _ in CELL_TYPES]
+            return every, torch.softmax(self.alpha, dim=-1)
         sample = sample_pairs(self.alpha.reshape(-1, NUM_OPS), float(self.tau))
         ops = sample.ops.view(len(CELL_TYPES), NUM_EDGES, 2)
         with torch.no_grad():
