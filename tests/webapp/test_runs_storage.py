@@ -80,20 +80,51 @@ def test_a_first_attempt_never_resumes_from_files_it_did_not_write(lab, caplog):
     assert run.genotype["format"] == "voxelsearch-genotype"
 
 
-def test_an_unreadable_checkpoint_fails_the_resume_with_a_clear_message(lab):
-    from webapp.runs.runtime import run_execute
+def test_a_resume_whose_checkpoints_are_all_unreadable_starts_afresh_with_one_clean_event_stream(lab):
+    """The engine finds no readable checkpoint (``latest_reporter_seq`` is None), deletes them
+    and starts the run again; the events of the attempt that wrote them are dropped once."""
+    from webapp.runs.runtime import checkpoint_dir, run_execute
 
-    run = _search_run(lab["owner"], lab["dataset"])
-    # Attempt 1 was claimed by a worker that died (stale heartbeat) and left a checkpoint that
-    # cannot be read.
-    Run.objects.filter(pk=run.pk).update(status="running", attempts=1, claim_token="dead", worker="dead@host",
-                                         heartbeat_at=timezone.now() - timedelta(hours=1))
-    _foreign_checkpoint(Run.objects.get(pk=run.pk))
+    run = _search_run(lab["owner"], lab["dataset"], validate_every=0)
+    assert run_execute(run_id=run.pk, worker="w@test") == "done"  # writes the method's own checkpoints
+    run = Run.objects.get(pk=run.pk)
+    written = sorted(checkpoint_dir(run).glob("*.pt"))
+    assert run.status == "succeeded" and written, run.error
+    first_attempt = RunEvent.objects.filter(run=run).count()
+    # Say its worker died before recording the end (stale claim) and its checkpoints got damaged.
+    Run.objects.filter(pk=run.pk).update(status="running", finished_at=None, genotype=None, claim_token="dead",
+                                         worker="dead@host", heartbeat_at=timezone.now() - timedelta(hours=1))
+    for path in written:
+        torch.save({"step": 3, "reporter_seq": 5, "when": datetime.timedelta(seconds=1)}, path)
     assert run_execute(run_id=run.pk, worker="w@test") == "done"
     run.refresh_from_db()
-    assert run.status == "failed" and run.attempts == 2
-    assert run.error.startswith("The run's checkpoint could not be read, so it cannot resume"), run.error
-    assert "Internal error" not in run.error and "Clone the run" in run.error
+    assert run.status == "succeeded" and run.attempts == 2, run.error
+    events = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", "type"))
+    assert [s for s, _ in events] == list(range(1, first_attempt + 1)), "events duplicated or lost"
+    assert [t for _, t in events].count("run_started") == 1 and events[-1][1] == "finished"
+
+
+def test_a_checkpoint_the_engine_cannot_load_is_reported_as_such_not_as_an_internal_error(tmp_path):
+    from nasengine.training import checkpoint
+
+    from webapp.runs.runtime import raised_by_checkpoint_load, unreadable_checkpoint_message
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"step": 3, "when": datetime.timedelta(seconds=1)}, path)
+    try:
+        checkpoint.load(path)
+    except Exception as exc:  # noqa: BLE001 - whatever torch raises for a refused pickle
+        refused = exc
+    else:
+        raise AssertionError("the engine loaded a checkpoint with a pickled object")
+    try:
+        raise RuntimeError("while restoring the supernet") from refused
+    except RuntimeError as exc:
+        wrapped = exc
+    assert raised_by_checkpoint_load(refused) and raised_by_checkpoint_load(wrapped)
+    assert not raised_by_checkpoint_load(ValueError("a bug elsewhere"))
+    message = unreadable_checkpoint_message(refused)
+    assert message.startswith("The run's checkpoint could not be read, so it cannot resume") and "Clone the run" in message
 
 
 def test_a_later_attempt_without_a_checkpoint_restarts_and_drops_the_dead_attempts_events(lab):

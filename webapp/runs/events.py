@@ -101,7 +101,9 @@ def next_progress(previous: dict, event: dict) -> dict | None:
     if not event.get("total_steps") and event.get("progress") is None:
         return None
     step = event.get("step")
-    step = int(step) if step is not None else (int(previous.get("step") or 0) if kind == "step" else 0)
+    if step is None:  # a resumed attempt's run_started says where it resumed
+        step = previous.get("step") if kind == "step" else event.get("resumed_from_step")
+    step = int(step or 0)
     total = int(event["total_steps"]) if event.get("total_steps") else previous.get("total_steps")
     fraction = _fraction(event, step, total)
     now = float(event.get("time") or time.time())
