@@ -71,6 +71,23 @@ class DASTMethod(SearchMethod):
         values["lr_milestones"] = tuple(values["lr_milestones"])
         return SearchSchedule(**values, regulariser_ramps={"*": "linear"})
 
+    # -- attention maps (a duck-typed hook the prediction job looks for) ---------------------
+    def attention_sites(self, genotype: dict[str, Any]) -> list[dict[str, Any]]:
+        """The transformer edges of ``genotype`` (``id``, ``source``, ``target``, ``layer``,
+        ``level``): the ops whose attention maps a prediction can store."""
+        from .attention import transformer_sites
+
+        return [site.to_dict() for site in transformer_sites(genotype)]
+
+    def write_attention_maps(self, bundle, input_path, out_dir, *, which=None, device=None,
+                             sw_batch_size: int = 4) -> list[dict[str, Any]]:
+        """:func:`.attention.write_attention_maps`: one float32 NIfTI per chosen transformer op
+        in ``out_dir``, in the input's geometry; nothing for a model without transformer ops."""
+        from .attention import write_attention_maps
+
+        return write_attention_maps(bundle, input_path, out_dir, which=which, device=device,
+                                    sw_batch_size=sw_batch_size)
+
     def search(self, data: SearchData, config: DASTConfig, reporter, checkpoint_dir: str | Path,
                cancel=None, resume: bool = False) -> dict[str, Any]:
         """Seed, build the supernet and run the shared bi-level loop."""
