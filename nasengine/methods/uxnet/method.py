@@ -53,6 +53,7 @@ class UXNetMethod(SearchMethod):
         return UXNetSupernet(
             in_channels, out_channels, config.channels, config.depth,
             encoder_chain_constant=config.encoder_chain_constant, tau=config.tau,
+            genotype_patch_size=list(config.patch_size),
             genotype_meta={"search_patch_size": list(config.patch_size), "loss": config.loss,
                            "polarisation_weight": config.polarisation_weight,
                            "polarisation_ramp": config.polarisation_ramp})

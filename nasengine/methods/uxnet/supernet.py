@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ...genotype import derive_figures
 from ...ops import OPS
 from .derive import genotype_document
 from .ops import ALIGN, EXPANSION_OPS, HEAD, NORMAL_OPS, REDUCTION_OPS, STEM
@@ -102,18 +103,21 @@ class UXNetSupernet(nn.Module):
         encoder_chain_constant: the encoder SBB chain has no gates (Fig. 3's constant connections).
         tau: the derivation threshold (decode, snapshots, the live "kept" fraction).
         genotype_meta: merged into the genotype's ``meta``.
+        genotype_patch_size: the decoded genotype's ``derived`` figures are computed at this
+            patch (none when None).
 
     Shapes: ``forward(x [B, in_channels, *S]) -> logits [B, out_channels, *S]``, S divisible by 2^D.
     """
 
     def __init__(self, in_channels: int, out_channels: int, channels: int = 16, depth: int = 4, *,
                  encoder_chain_constant: bool = True, tau: float = 0.75,
-                 genotype_meta: dict[str, Any] | None = None):
+                 genotype_meta: dict[str, Any] | None = None, genotype_patch_size: list[int] | None = None):
         super().__init__()
         self.space = Space(depth, encoder_chain_constant)
         self.in_channels, self.out_channels, self.channels = int(in_channels), int(out_channels), int(channels)
         self.tau = float(tau)
         self.genotype_meta = dict(genotype_meta or {})
+        self.genotype_patch_size = list(genotype_patch_size) if genotype_patch_size else None
         s = self.space
         self.stem = OPS[STEM].build(in_channels, channels)
         self.transforms = nn.ModuleList(self._transform(c) for c in s.connections)
@@ -193,8 +197,11 @@ class UXNetSupernet(nn.Module):
             meta=self.genotype_meta)
 
     def decode(self) -> dict[str, Any]:
-        """The derived architecture (rules of :mod:`.derive`)."""
-        return self._document(continuous=False)
+        """The derived architecture (rules of :mod:`.derive`), with its ``derived`` figures."""
+        doc = self._document(continuous=False)
+        if self.genotype_patch_size:
+            doc["derived"] = derive_figures(doc, self.genotype_patch_size)
+        return doc
 
     def snapshot(self) -> dict[str, Any]:
         """Every connection with its gate (``gate`` and ``weight``), op weights and whether the
