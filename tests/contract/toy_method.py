@@ -193,7 +193,8 @@ def _activation_bytes(in_channels: int, out_channels: int, width: int,
 
     The supernet runs both candidate ops on each mixed edge, and each product
     ``weight * op(x)`` also saves the op's output (for the weight's gradient); the discrete
-    network runs one op per edge (both candidates cost the same).
+    network runs one op per edge (both candidates cost the same). The supernet's channel
+    dropout mask (``[B, C, 1, 1, 1]``) is left out: a few bytes per sample.
     """
     shape = {level: _level_shape(patch, level) for level in (0, 1, 2)}
     channels = {1: width, 2: 2 * width}
