@@ -7,8 +7,8 @@ import io
 
 import pytest
 from django.core.management import call_command
-
 from test_runs_support import make_model, make_run
+
 from webapp.common.jobs import Job
 from webapp.predictions.models import Prediction
 from webapp.runs.models import IllegalTransition, Run

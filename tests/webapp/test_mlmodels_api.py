@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 from django.core.exceptions import ValidationError
-
 from test_runs_support import WORKHORSE_METHOD, make_model, make_run
+
 from webapp.mlmodels.models import TrainedModel
 from webapp.mlmodels.services import register_model
 

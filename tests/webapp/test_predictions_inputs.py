@@ -13,10 +13,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
-
 import webcorpus
+from django.core.files.uploadedfile import SimpleUploadedFile
 from predictiontesting import engine_bundle, input_volume, make_engine_model, make_prediction, write_volume
+
 from webapp.predictions.models import IllegalTransition, Prediction
 
 pytestmark = pytest.mark.django_db

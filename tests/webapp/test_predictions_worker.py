@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-
 from predictiontesting import engine_bundle, input_volume, make_engine_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-
 from test_runs_support import GB, TINY, WORKHORSE_METHOD, make_demo_dataset, make_run, tiny_genotype
+
 from webapp.runs.engine import format_gb
 from webapp.runs.models import IllegalTransition, Run, RunEvent
 
@@ -228,7 +228,6 @@ def test_retrain_of_a_search_needs_a_succeeded_search(client, setup):
 # --- events ----------------------------------------------------------------------------------
 def test_event_sink_stores_in_order_and_a_resume_rewind_drops_later_events(client, setup):
     from nasengine.events import Reporter
-
     from webapp.runs.events import LostClaim, RunEventSink
 
     run = make_run(setup["project"], setup["dataset"], status="running")

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
-
 from test_runs_support import make_demo_dataset, make_run
+
 from webapp.runs.models import Run, RunEvent
 
 
@@ -39,7 +39,6 @@ class Clock:
 @pytest.mark.django_db
 def test_two_stages_and_namespaced_events_are_all_kept_with_their_stage_and_candidate(client, lab):
     from nasengine.events import Reporter
-
     from webapp.runs.events import RunEventSink
 
     run = _held_run(lab)
@@ -66,7 +65,6 @@ def test_two_stages_and_namespaced_events_are_all_kept_with_their_stage_and_cand
 @pytest.mark.django_db
 def test_a_rewind_outside_a_resume_keeps_the_stored_events(lab):
     from nasengine.events import Reporter
-
     from webapp.runs.events import EventStreamRewound, RunEventSink
 
     run = _held_run(lab)
@@ -87,7 +85,6 @@ def test_a_rewind_outside_a_resume_keeps_the_stored_events(lab):
 @pytest.mark.django_db
 def test_overall_progress_and_eta_follow_the_events_progress_when_it_is_there(lab):
     from nasengine.events import Reporter
-
     from webapp.runs.events import RunEventSink
 
     run = _held_run(lab)
@@ -111,8 +108,8 @@ def test_every_event_type_streams_and_a_big_event_crosses_the_layer_as_a_stub(
     lab, asgi_live_server, ws_connect, session_cookie,
 ):
     from channels.layers import get_channel_layer
-    from nasengine.events import Reporter
 
+    from nasengine.events import Reporter
     from webapp.runs.events import MAX_LAYER_EVENT_BYTES, RunEventSink, group_name
 
     run = _held_run(lab)

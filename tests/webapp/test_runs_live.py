@@ -4,10 +4,10 @@ after a reconnect, retraining into a registered model, cancel, and access checks
 from __future__ import annotations
 
 import pytest
-
 from test_runs_support import GB, TINY, WORKHORSE_METHOD, make_demo_dataset
-from webapp.runs.models import Run, RunEvent
 from webtesting import WebSocketClosed
+
+from webapp.runs.models import Run, RunEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -160,6 +160,7 @@ def test_an_idle_socket_stays_open_and_still_hears_live_messages(lab, asgi_live_
     import time
 
     from test_runs_support import make_run
+
     from webapp.runs.events import run_changed
 
     run = make_run(lab["project"], lab["dataset"])

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from test_runs_support import GB, make_demo_dataset, make_run, tiny_genotype
-from webapp.runs.models import Run
 from webtoy_method import OWN_RETRAIN_PRESET, OWN_RETRAIN_STEPS, registered_webtoy
+
+from webapp.runs.models import Run
 
 pytestmark = pytest.mark.django_db
 

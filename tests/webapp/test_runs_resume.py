@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-
 from test_runs_support import GB, TINY, WORKHORSE_METHOD, make_demo_dataset, make_run
+
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -16,8 +16,8 @@ import pytest
 import torch
 from django.db import transaction
 from django.utils import timezone
-
 from test_runs_support import GB, TINY, WORKHORSE_METHOD, make_demo_dataset, make_run
+
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,7 +106,6 @@ def test_a_resume_whose_checkpoints_are_all_unreadable_starts_afresh_with_one_cl
 
 def test_a_checkpoint_the_engine_cannot_load_is_reported_as_such_not_as_an_internal_error(tmp_path):
     from nasengine.training import checkpoint
-
     from webapp.runs.runtime import raised_by_checkpoint_load, unreadable_checkpoint_message
 
     path = tmp_path / "checkpoint.pt"

@@ -17,7 +17,7 @@ TINY = {"search_steps": 4, "warmup_steps": 1, "weight_only_steps": 1, "lr_milest
 GB = 1_000_000_000
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _genotype_json(in_channels: int = 1, out_channels: int = 3) -> str:
     from nasengine.methods import get_method
 

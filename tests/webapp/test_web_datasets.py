@@ -6,11 +6,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import webcorpus as corpus
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
-
-import webcorpus as corpus
 from webtesting import asgi_call
+
 from webapp.datasets import archives, importing, services
 from webapp.datasets.models import Dataset, IllegalTransition
 
@@ -146,7 +146,7 @@ def test_archive_extracts_a_good_msd_archive(tmp_path):
 def test_pairing_rule():
     paths = [Path(n) for n in ("a.nii.gz", "a_seg.nii.gz", "b.nii", "b_mask.nii", "c.nii.gz", "d_label.nii.gz", "e.txt")]
     pairs, problems = importing.pair_files(paths)
-    assert [(i.name, l.name) for i, l in pairs] == [("a.nii.gz", "a_seg.nii.gz"), ("b.nii", "b_mask.nii")]
+    assert [(image.name, label.name) for image, label in pairs] == [("a.nii.gz", "a_seg.nii.gz"), ("b.nii", "b_mask.nii")]
     expected = {
         "e.txt": "not a NIfTI file name",
         "c.nii.gz": "no label map found for this image",
@@ -568,7 +568,6 @@ def test_bytes_outside_the_described_voxel_data_are_refused(make_user, make_proj
 def test_failure_after_files_were_written_leaves_nothing(make_user, make_project, tmp_path, monkeypatch, where):
     """All or nothing: a failure late in the import (after cases were stored) removes everything."""
     from nasengine.data.errors import DataError
-
     from webapp.datasets.models import Case
 
     def boom(*args, **kwargs):

@@ -11,9 +11,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import webcorpus as corpus
 from PIL import Image
 
-import webcorpus as corpus
 from webapp.datasets.models import Case, Dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -283,7 +283,6 @@ def test_media_files_have_no_url(client, world, settings):
     """Stored volumes and previews are reachable only through the access-checked routes: not by
     a media URL, nor through the static files the ASGI application serves."""
     from django.core.exceptions import SuspiciousFileOperation
-
     from webtesting import asgi_call
 
     client.force_login(world["owner"])

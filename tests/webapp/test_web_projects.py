@@ -38,7 +38,8 @@ def test_create_project_page_makes_the_creator_owner(client, make_user):
 
 
 def test_invite_by_username_or_email_via_api(client, make_user, make_project):
-    owner, bob, carol = make_user("owner"), make_user("bob"), make_user("carol", email="Carol@Clinic.org")
+    owner, carol = make_user("owner"), make_user("carol", email="Carol@Clinic.org")
+    make_user("bob")
     project = make_project(owner)
     client.force_login(owner)
     url = f"/api/projects/{project.pk}/members/"

@@ -9,8 +9,9 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from nasengine.methods import get_method
 from test_runs_support import WORKHORSE_METHOD
+
+from nasengine.methods import get_method
 
 _WORKHORSE = get_method(WORKHORSE_METHOD)
 
@@ -49,7 +50,6 @@ class WebToyMethod(type(_WORKHORSE)):
 def registered_webtoy():
     """The toy method in the registry (and in the web app's cached catalogue) while inside."""
     from nasengine.methods import register, unregister
-
     from webapp.runs import engine
 
     register(WebToyMethod())

@@ -23,5 +23,5 @@ def legend(label_names: dict) -> list[dict]:
         if value == 0:
             continue
         rgb = colour_of(value)
-        rows.append({"value": value, "name": name, "rgb": list(rgb), "hex": "#%02x%02x%02x" % rgb})
+        rows.append({"value": value, "name": name, "rgb": list(rgb), "hex": "#{:02x}{:02x}{:02x}".format(*rgb)})
     return rows

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from webapp.common.colours import colour_of
 from nibabel import orientations as nio
 from PIL import Image
+
+from webapp.common.colours import colour_of
 
 PANEL = 200  # pixels: the longer side of each panel
 GAP = 4

@@ -18,12 +18,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.common.colours import legend
 from webapp.common.uploads import upload_too_large
 from webapp.mlmodels.selectors import model_get
 from webapp.projects.access import require_write
 
 from . import selectors, services
-from webapp.common.colours import legend
 from .models import Prediction
 
 

@@ -9,13 +9,13 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from webapp.common.colours import legend
 from webapp.common.uploads import max_upload_bytes, upload_too_large
 from webapp.mlmodels.selectors import model_get, model_list
 from webapp.projects.access import require_write, role_of
 from webapp.projects.models import WRITE_ROLES
 
 from . import selectors, services
-from webapp.common.colours import legend
 
 VIEWER_MODULE = "vendor/niivue/niivue.js"
 

@@ -30,7 +30,7 @@ def _methods() -> list[dict[str, Any]]:
     return list_methods()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _retrain_schema(method: str | None) -> dict[str, Any]:
     from nasengine.api import retrain_schema
 
