@@ -21,8 +21,9 @@ sigma(beta) (and ``weight`` = the same, the edge strength the dashboard draws) a
 level ``gates.threshold`` = tau, so the shared validator and builder prune exactly what rules
 1-2 prune (tests hold the two equal). Fallback edges keep ``weight`` but drop ``gate`` (they
 are kept whatever the threshold). An SBB is two edges through its own node (id
-``sbb:<source>-<target>``, at the source's level, ``stage`` half-way to the target's stage):
-the normal layer, then the reduction (``resample: "down"``) or expansion (``"up"``) layer; the
+``sbb:<source>-<target>``, at the source's level):
+the normal layer, then the reduction (``resample: "down"``) or expansion (``"up"``) layer (its
+node's ``stage`` is 0 in the encoder, the source's stage + 0.5 in the decoder); the
 gate sits on the second edge, so a pruned SBB's node is dead and goes with it.
 """
 
@@ -188,8 +189,7 @@ def genotype_document(space: Space, *, gates: Sequence[float], tau: float,
             sw = (reduction_weights if c.kind == ENCODER_SBB else expansion_weights)[c.second]
             ops = _second_ops(c)
             mid_node = {"id": mid, "kind": "feature", "channels": width(c.source.level), "level": c.source.level,
-                        "stage": c.source.stage + (0.5 if c.kind == DECODER_SBB else 0.0),
-                        "position": c.source.level + 0.5}
+                        "stage": c.source.stage + (0.5 if c.kind == DECODER_SBB else 0.0)}
             if continuous:
                 mid_node["active"] = c.index in d.kept
             nodes.append(mid_node)
