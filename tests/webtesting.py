@@ -80,7 +80,10 @@ class MiniWebSocket:
                 raise WebSocketClosed(code, payload[2:].decode(errors="replace"))
             if opcode == 0x1:
                 return payload.decode()
-            # pings/pongs/binary are ignored
+            if opcode == 0x9:  # daphne pings every 20 s and drops a client that never answers
+                self._send_frame(0xA, payload)
+                continue
+            # pongs and binary frames are ignored
 
     def recv_json(self):
         import json
@@ -88,12 +91,15 @@ class MiniWebSocket:
         return json.loads(self.recv())
 
     def send_text(self, text: str) -> None:
+        self._send_frame(0x1, text.encode())
+
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        """One masked client frame (RFC 6455 5.3) with FIN set."""
         import secrets
         import struct
 
-        payload = text.encode()
         mask = secrets.token_bytes(4)
-        header = bytes([0x81])
+        header = bytes([0x80 | opcode])
         n = len(payload)
         if n < 126:
             header += bytes([0x80 | n])
