@@ -2,7 +2,7 @@
 
 Public API (re-exported lazily from ``nasengine.api`` so that ``import nasengine.data`` stays
 light): ``list_methods``, ``make_demo_data``, ``estimate``, ``search``, ``retrain``,
-``predict``, ``retrain_schema``. Command line: ``python -m nasengine --help``.
+``predict``, ``retrain_schema``, ``make_retrain_config``, ``checkpoint_exists``. Command line: ``python -m nasengine --help``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = ("list_methods", "make_demo_data", "estimate", "search", "retrain", "predict",
-        "retrain_schema", "prepare_data")
+        "retrain_schema", "make_retrain_config", "checkpoint_exists", "prepare_data")
 
 __all__ = [*_API, "__version__"]
 
