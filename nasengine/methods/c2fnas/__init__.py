@@ -8,3 +8,9 @@ presets), ``memory`` (estimates), ``search`` (the stages), ``method`` (the plug-
 """
 
 from . import ops  # noqa: F401  (registers the C2FNAS ops)
+from .config import PRESETS, C2FNASConfig
+from .method import C2FNASMethod
+
+METHOD = C2FNASMethod()
+
+__all__ = ["C2FNASConfig", "PRESETS", "C2FNASMethod", "METHOD"]
