@@ -4,7 +4,7 @@ Modules: ``ops`` (the 8 candidate ops and the fixed macro ops, registered at imp
 ``space`` (4 cell types x 14 edges x 8 ops, the macro U-Net), ``sampling`` (Algorithm 1 and the
 temperature schedule), ``supernet``, ``derive`` (argmax, zero = no edge, dead nodes),
 ``genotypes`` (version-2 documents, kind ``cells``), ``network`` (the discrete builder),
-``figures`` (parameters, FLOPs, memory of a genotype), ``memory`` (estimates), ``losses``
+``memory`` (estimates), ``losses``
 (Jaccard distance), ``config`` (settings and presets), ``method`` (the plug-in ``METHOD``).
 """
 

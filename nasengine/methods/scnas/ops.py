@@ -18,8 +18,8 @@ genotype edge carries them with ``resample: "down"`` and nothing is inserted bef
 
 Memory (``OpSpec.memory``) is the bytes autograd saves for backward per sample BEYOND the op's
 input tensor: the input belongs to the source node and is shared by every op that reads it, so
-the cell-level estimates (:mod:`.memory`) count it once per node (:data:`SAVES_INPUT` says which
-ops save it). What PyTorch 2.x saves, measured with saved-tensor hooks (tests pin it):
+the genotype figures and the estimates (:mod:`.memory`) count it once per tensor
+(``OpSpec.saves_input``, from :data:`SAVES_INPUT`, says which ops keep it). What PyTorch 2.x saves, measured with saved-tensor hooks (tests pin it):
 LeakyReLU saves its input; a conv saves its input; GroupNorm/InstanceNorm saves its input plus
 2 floats per channel; max pooling saves its input and int64 indices; average pooling saves its
 input; trilinear upsampling, concatenation and addition save nothing.
@@ -367,6 +367,7 @@ def _candidate_spec(primitive: str, stride: int) -> OpSpec:
         flops=lambda c_in, c_out, spatial_shape, **_: candidate_flops(primitive, c_in, c_out, spatial_shape, 2 if strided else 1),
         level_delta=(lambda **_: 1) if strided else (lambda **_: 0),
         same_channels=primitive in ("max_pool", "avg_pool", "zero"),
+        saves_input=(SAVES_INPUT_STRIDED if strided else SAVES_INPUT)[primitive],
         description=("SCNAS, stride 2: " if strided else "SCNAS: ") + text,
     )
 
@@ -383,21 +384,21 @@ def _macro_specs() -> list[OpSpec]:
         OpSpec("scnas_pre", "cell", lambda c_in, c_out, **_: Preprocess(c_in, c_out),
                lambda c_in, c_out, spatial_shape, **_: preprocess_memory("same", c_in, c_out, spatial_shape),
                lambda c_in, c_out, spatial_shape, **_: preprocess_flops("same", c_in, c_out, spatial_shape),
-               description="SCNAS cell-input preprocessing: LeakyReLU, 1x1x1 conv, InstanceNorm"),
+               saves_input=True, description="SCNAS cell-input preprocessing: LeakyReLU, 1x1x1 conv, InstanceNorm"),
         OpSpec("scnas_pre_down", "resample", lambda c_in, c_out, **_: PreprocessDown(c_in, c_out),
                lambda c_in, c_out, spatial_shape, **_: preprocess_memory("down", c_in, c_out, spatial_shape),
                lambda c_in, c_out, spatial_shape, **_: preprocess_flops("down", c_in, c_out, spatial_shape),
-               level_delta=lambda **_: 1,
+               level_delta=lambda **_: 1, saves_input=True,
                description="SCNAS preprocessing of a finer cell input: factorized reduce (LeakyReLU)"),
         OpSpec("scnas_pre_up", "resample", lambda c_in, c_out, **_: PreprocessUp(c_in, c_out),
                lambda c_in, c_out, spatial_shape, **_: preprocess_memory("up", c_in, c_out, spatial_shape),
                lambda c_in, c_out, spatial_shape, **_: preprocess_flops("up", c_in, c_out, spatial_shape),
-               level_delta=lambda **_: -1,
+               level_delta=lambda **_: -1, saves_input=True,
                description="SCNAS expansion-cell pre-upsampling: LeakyReLU, 1x1x1 conv, InstanceNorm, trilinear x2"),
         OpSpec("scnas_out", "head", lambda c_in, c_out, **_: OutCell(c_in, c_out),
                lambda c_in, c_out, spatial_shape, **_: c_in * prod(spatial_shape) * BYTES,
                lambda c_in, c_out, spatial_shape, **_: 2 * c_in * c_out * prod(spatial_shape),
-               description="SCNAS out cell: LeakyReLU, 1x1x1 conv with bias to class logits"),
+               saves_input=True, description="SCNAS out cell: LeakyReLU, 1x1x1 conv with bias to class logits"),
     ]
 
 

@@ -217,7 +217,7 @@ class SCNASSupernet(nn.Module):
         doc = discrete_genotype(self.alpha_array(), in_channels=self.in_channels, out_channels=self.out_channels,
                                 stem_channels=self.genotype_stem_channels, depth=self.depth, meta=self._meta())
         if self.genotype_patch_size:
-            from .figures import derive_figures
+            from ...genotype import derive_figures
 
             doc["derived"] = derive_figures(doc, self.genotype_patch_size)
         return doc

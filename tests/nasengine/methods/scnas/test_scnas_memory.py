@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nasengine.methods.scnas import METHOD
-from nasengine.methods.scnas.figures import derive_figures
+from nasengine.genotype import derive_figures
 from nasengine.methods.scnas.network import build_network
 from nasengine.methods.scnas.ops import (PRIMITIVES, SAVES_INPUT, SAVES_INPUT_STRIDED, build_candidate,
                                          candidate_flops, candidate_memory, op_name)
@@ -49,7 +49,7 @@ def test_ops_are_registered_with_their_costs():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_derived_network_figures_are_exact(seed):
+def test_shared_genotype_figures_are_exact_for_scnas_networks(seed):
     torch.manual_seed(seed)
     net = SCNASSupernet(1, 3, 8, 2)
     with torch.no_grad():
@@ -60,6 +60,22 @@ def test_derived_network_figures_are_exact(seed):
     measured = saved_activation_bytes(lambda: model(torch.randn(2, 1, 16, 16, 16)), exclude=model) / 2
     assert fig["memory_bytes"] == measured
     assert fig["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_figures_are_exact_with_dead_nodes_and_unread_inputs():
+    from nasengine.methods.scnas.genotypes import discrete_genotype
+    from nasengine.methods.scnas.space import CELL_EDGES
+
+    a = np.zeros((4, 14, 8))
+    a[..., 0] = 1.0
+    for e in CELL_EDGES:
+        if e.target == 1 or e.source == 0:
+            a[0, e.index, 7] = 5.0  # encoder-normal: n1 dead, in0 unread
+    a[1, :, 7] = 5.0  # reduction: every edge zero (fallback)
+    doc = discrete_genotype(a, in_channels=1, out_channels=3, stem_channels=8, depth=2)
+    model = build_network(doc)
+    measured = saved_activation_bytes(lambda: model(torch.randn(2, 1, 16, 16, 16)), exclude=model) / 2
+    assert derive_figures(doc, (16, 16, 16))["memory_bytes"] == measured
 
 
 def test_search_estimate_is_within_ten_percent_of_saved_tensors():
