@@ -126,3 +126,22 @@ def test_paper_search_fits_the_papers_gpus_only_at_batch_one():
     est = METHOD.estimate_memory(METHOD.make_config("paper"), 4, 4)
     per_gpu = est.details["search_activation_bytes_per_sample"] + 4 * 4 * est.details["search_parameters"]
     assert 4e9 < per_gpu < 40e9
+
+
+def test_pair_sampling_saves_at_most_035_of_mixing_every_op():
+    """The benchmark's target on a small configuration: Algorithm 1 keeps at most 0.35x the
+    activations of the same supernet mixing all 8 ops (DARTS), which runs every op module."""
+    x = torch.randn(1, 1, 16, 16, 16)
+    saved = {}
+    for mixing in ("pair", "all"):
+        torch.manual_seed(0)
+        net = SCNASSupernet(1, 3, 8, 2, mixing=mixing).train()
+        calls = []
+        for cell in net.cells.values():
+            for ops in cell.edges:
+                for module in ops:
+                    module.register_forward_hook(lambda *_: calls.append(1))
+        torch.manual_seed(1)
+        saved[mixing] = saved_activation_bytes(lambda: net(x), exclude=net)
+        assert len(calls) == len(net.cells) * 14 * (2 if mixing == "pair" else 8)
+    assert saved["pair"] <= 0.35 * saved["all"], saved
