@@ -13,7 +13,9 @@
   ``polarisation_weight``, cut off in the paper: a choice, 1.0 on J averaged over the gates
   (FairDARTS, whose zero-one loss is the same term, weighs its mean by 10 with SGD-scale
   losses; 1 keeps J's gradient at the scale of the task loss's, and the field is there to turn
-  it up). Constant over the search: the paper has no ramp (``polarisation_ramp: "linear"``
+  it up). ``bench/uxnet_polarisation.py`` (demo data, 120 steps, arch lr 0.03): weight 0 leaves
+  2 of 9 gates polarised, weight 1 all 9 at the same task loss (1.82), weight 10 all 9 but at a
+  worse task loss (2.17) and with too few gates kept for a path. Constant over the search: the paper has no ramp (``polarisation_ramp: "linear"``
   gives DiNTS' t/t_all if wanted);
 - tau = 0.75 (the paper's best; its ablation tried 0.60 and 0.90);
 - trainA / trainB: the paper splits the training cases in two; we split them 1:1;
