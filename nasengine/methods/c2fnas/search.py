@@ -59,7 +59,7 @@ from .space import enumerate_codes
 from .supernet import SinglePathSupernet
 
 __all__ = ["SearchContext", "CandidateTrainer", "CoarseStage", "run_search",
-           "candidate_train_config", "overlap_for_stride", "COARSE_SHARE"]
+           "candidate_train_config", "overlap_for_stride", "COARSE_SHARE", "ScalingStage"]
 
 #: Share of the overall progress the coarse stage covers when a fine stage follows.
 COARSE_SHARE = 0.6
@@ -357,6 +357,80 @@ def fine_stage(ctx: SearchContext, code: Sequence[int]) -> tuple[list[str], floa
     return list(paths[best]), scores[best]
 
 
+class ScalingStage:
+    """The optional third stage (sec. 5.3): the final network at each channel multiplier,
+    trained from scratch as candidates of the same executor (stage ``scaling``). A
+    ``CandidateSource`` over a fixed list; its results are saved after every completion."""
+
+    STAGE = "scaling"
+
+    def __init__(self, ctx: SearchContext, code: Sequence[int], ops: Sequence[str] | None,
+                 resume: bool, known: dict[str, float | None] | None = None):
+        self.ctx, c = ctx, ctx.config
+        #: results of candidates trained earlier in the search (the same network at x1.0
+        #: without a fine stage is a coarse candidate): reused, never trained twice
+        self.known = dict(known or {})
+        self.bases = [max(2, int(round(c.base_channels * m / 2)) * 2)
+                      for m in c.scaling_multipliers]
+        self.specs: list[CandidateSpec] = []
+        for m, base in zip(c.scaling_multipliers, self.bases):
+            doc = topology_genotype(code, ops, in_channels=ctx.data.in_channels,
+                                    out_channels=ctx.data.out_channels, base_channels=base,
+                                    meta={"channel_multiplier": m})
+            cid = candidate_id(doc)
+            self.specs.append(CandidateSpec(cid, doc, candidate_train_config(c),
+                                            stage=f"scaling-{cid[:16]}",
+                                            meta={"multiplier": m, "base_channels": base,
+                                                  "progress_span": [1.0, 1.0]}))
+        state = ctx.load(self.STAGE) if resume else None
+        self.results: dict[str, float | None] = dict(state["results"]) if state else {}
+        self.submitted: list[str] = list(state["submitted"]) if state else []
+
+    def _save(self) -> None:
+        self.ctx.save(self.STAGE, {"kind": "c2fnas.scaling", "results": dict(self.results),
+                                   "submitted": list(self.submitted)})
+
+    def in_flight(self) -> list[CandidateSpec]:
+        return [s for s in self.specs if s.candidate_id in self.submitted
+                and s.candidate_id not in self.results]
+
+    def next_candidate(self) -> CandidateSpec | None:
+        for s in self.specs:
+            if s.candidate_id in self.submitted:
+                continue
+            self.submitted.append(s.candidate_id)
+            if s.candidate_id in self.known:
+                self.on_result(CandidateResult(s.candidate_id, self.known[s.candidate_id],
+                                               ok=self.known[s.candidate_id] is not None))
+                continue
+            self._save()
+            return s
+        return None
+
+    def on_result(self, result: CandidateResult) -> None:
+        if result.candidate_id in self.results or result.candidate_id not in self.submitted:
+            return
+        self.results[result.candidate_id] = result.metric if result.ok else None
+        spec = next(s for s in self.specs if s.candidate_id == result.candidate_id)
+        self.ctx.reporter.emit("c2fnas.scaling_result", stage=self.STAGE,
+                               candidate=result.candidate_id, multiplier=spec.meta["multiplier"],
+                               base_channels=spec.meta["base_channels"],
+                               mean_dice=self.results[result.candidate_id])
+        self._save()
+
+    @property
+    def done(self) -> bool:
+        return len(self.results) == len(self.specs)
+
+    def best_base(self) -> int:
+        scored = [(self.results[s.candidate_id], -i) for i, s in enumerate(self.specs)
+                  if self.results.get(s.candidate_id) is not None]
+        if not scored:
+            return self.ctx.config.base_channels
+        _, neg = max(scored)
+        return self.bases[-neg]
+
+
 def run_search(data: Any, config: C2FNASConfig, reporter: Any, checkpoint_dir: str | Path,
                cancel: CancelToken | None = None, resume: bool = False,
                device: torch.device | None = None,
@@ -381,9 +455,15 @@ def run_search(data: Any, config: C2FNASConfig, reporter: Any, checkpoint_dir: s
     code = coarse.codes[best["index"]]
     ops, fine_score = (fine_stage(ctx, code) if config.fine_stage
                        else (None, None))
+    base = config.base_channels
+    if config.scaling_multipliers:
+        known = {k: v["mean_dice"] for k, v in coarse.results.items()}
+        scaling = ScalingStage(ctx, code, ops, resume, known)
+        drive(scaling, executor)
+        base = scaling.best_base()
     genotype = topology_genotype(
         code, ops, in_channels=data.in_channels, out_channels=data.out_channels,
-        base_channels=config.base_channels,
+        base_channels=base,
         meta={"cluster": int(coarse.strategy.labels[best["index"]]),
               "coarse_mean_dice": best["fitness"], "fine_score": fine_score,
               "candidates_evaluated": coarse.strategy.evaluated,

@@ -148,3 +148,16 @@ def test_result_retrains_and_predicts(demo, searched, tmp_path):
 
 def test_registered_under_its_name():
     assert get_method("c2fnas") is METHOD and "Coarse-to-Fine" in METHOD.paper
+
+
+def test_channel_scaling_stage_trains_each_multiplier_and_keeps_the_best(demo, tmp_path):
+    overrides = {"candidates": 2, "fine_stage": False, "scaling_multipliers": [0.5, 1.0]}
+    genotype = api.search("c2fnas", demo, tmp_path, preset="tiny", overrides=overrides,
+                          device="cpu")
+    events = read_events(tmp_path / api.EVENTS_FILE)
+    scaled = [e for e in events if e["type"] == "c2fnas.scaling_result"]
+    assert [e["base_channels"] for e in scaled] == [4, 8]
+    best = max(scaled, key=lambda e: (e["mean_dice"], -e["base_channels"]))
+    stem = next(n for n in genotype["nodes"] if n["id"] == "stem")
+    assert stem["channels"] == best["base_channels"]
+    assert genotype["meta"]["cell_ops"] == ["c2fnas_3d"] * 5  # no fine stage: the coarse colouring
