@@ -59,7 +59,7 @@ from .space import enumerate_codes
 from .supernet import SinglePathSupernet
 
 __all__ = ["SearchContext", "CandidateTrainer", "CoarseStage", "run_search",
-           "candidate_train_config", "overlap_for_stride", "COARSE_SHARE", "ScalingStage"]
+           "candidate_train_config", "overlap_for_stride", "COARSE_SHARE", "ScalingStage", "finish_search"]
 
 #: Share of the overall progress the coarse stage covers when a fine stage follows.
 COARSE_SHARE = 0.6
@@ -451,15 +451,24 @@ def run_search(data: Any, config: C2FNASConfig, reporter: Any, checkpoint_dir: s
         executor = executor(trainer)
     coarse = CoarseStage(ctx, resume, COARSE_SHARE if config.fine_stage else 1.0)
     drive(coarse, executor)
+    return finish_search(ctx, coarse, executor, resume)
+
+
+def finish_search(ctx: SearchContext, coarse: CoarseStage,
+                  executor: CandidateExecutor | None = None, resume: bool = False
+                  ) -> dict[str, Any]:
+    """After the coarse stage: the fine stage, the optional scaling stage (through
+    ``executor``, default a local one), the ``architecture`` and ``finished`` events.
+    Returns the final genotype."""
+    config, data, reporter = ctx.config, ctx.data, ctx.reporter
     best = coarse.best()
     code = coarse.codes[best["index"]]
-    ops, fine_score = (fine_stage(ctx, code) if config.fine_stage
-                       else (None, None))
+    ops, fine_score = (fine_stage(ctx, code) if config.fine_stage else (None, None))
     base = config.base_channels
     if config.scaling_multipliers:
         known = {k: v["mean_dice"] for k, v in coarse.results.items()}
         scaling = ScalingStage(ctx, code, ops, resume, known)
-        drive(scaling, executor)
+        drive(scaling, executor if executor is not None else LocalExecutor(CandidateTrainer(ctx)))
         base = scaling.best_base()
     genotype = topology_genotype(
         code, ops, in_channels=data.in_channels, out_channels=data.out_channels,
