@@ -19,7 +19,10 @@ registry: dict[str, SearchMethod] = {}
 #: Built-in methods: registry name -> package that provides it (``METHOD``, a
 #: ``SearchMethod`` subclass, or a ``register()`` call at import).
 BUILTIN_METHODS: dict[str, str] = {
+    "dast": "nasengine.methods.dast",
     "dints": "nasengine.methods.dints",
+    "scnas": "nasengine.methods.scnas",
+    "uxnet": "nasengine.methods.uxnet",
 }
 
 
