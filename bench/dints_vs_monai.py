@@ -56,7 +56,7 @@ class BenchConfig:
     patch: int
 
     @classmethod
-    def parse(cls, text: str) -> "BenchConfig":
+    def parse(cls, text: str) -> BenchConfig:
         mul, blocks, depths, patch = text.split(",")
         return cls(float(mul), int(blocks), int(depths), int(patch))
 

@@ -32,7 +32,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-
 from webtesting import MiniWebSocket
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,8 +16,7 @@ from engine_fakes import tiny_genotype  # noqa: E402
 
 from nasengine.genotype import build_network  # noqa: E402
 from nasengine.inference import predict as predict_mod  # noqa: E402
-from nasengine.inference.bundle import (BundleError, load_network, read_bundle,  # noqa: E402
-                                        write_bundle)
+from nasengine.inference.bundle import BundleError, load_network, read_bundle, write_bundle  # noqa: E402
 from nasengine.inference.export import export_network  # noqa: E402
 
 LABELS = {0: "background", 1: "organ", 2: "lesion"}
