@@ -1,7 +1,14 @@
-"""Inference: model bundles, sliding-window prediction, export."""
-from nasengine.inference.bundle import (BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, ModelBundle,
-                                        load_network, network_from_genotype, read_bundle,
-                                        write_bundle)
+"""Inference: model bundles, sliding-window prediction, export, explanation maps (``explain``)."""
+from nasengine.inference.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    BundleError,
+    ModelBundle,
+    load_network,
+    network_from_genotype,
+    read_bundle,
+    write_bundle,
+)
 from nasengine.inference.export import export_network
 from nasengine.inference.predict import predict_volume, write_label_like
 

@@ -52,6 +52,8 @@ class PredictionOutput(serializers.ModelSerializer):
     source_case = serializers.IntegerField(source="source_case_id", read_only=True, allow_null=True)
     volumes = VolumeOutput(many=True, read_only=True)
     colours = serializers.SerializerMethodField()
+    attention_maps = serializers.SerializerMethodField(
+        help_text="Attention maps of a DAST model's transformer ops (NIfTI in the input's geometry).")
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
     api_url = serializers.SerializerMethodField()
@@ -63,9 +65,14 @@ class PredictionOutput(serializers.ModelSerializer):
         fields = [
             "id", "project", "model", "source_case", "input_name", "status", "progress", "error",
             "shape", "spacing", "n_channels", "voxel_volume_ml", "volumes", "colours", "attempts",
+            "attention_request", "attention_maps",
             "created_at", "started_at", "finished_at", "duration_seconds",
             "url", "api_url", "result_url", "input_url",
         ]
+
+    def get_attention_maps(self, obj) -> list[dict]:
+        return [{**m, "url": reverse("predictions:attention", kwargs={"pk": obj.pk, "name": m["file"]})}
+                for m in obj.attention_maps or []]
 
     def get_colours(self, obj) -> list[dict]:
         return legend(obj.model.label_names)
@@ -88,6 +95,8 @@ class InferInput(serializers.Serializer):
                                   help_text="One or more NIfTI volumes (.nii, .nii.gz) with the model's channels.")
     cases = serializers.ListField(child=serializers.IntegerField(), required=False,
                                   help_text="Ids of cases of ready datasets in the model's project.")
+    attention = serializers.ListField(child=serializers.CharField(), required=False,
+                                      help_text="Transformer ops (site ids) whose attention maps to store; none: all.")
 
 
 class InferOutput(serializers.Serializer):
@@ -106,7 +115,8 @@ class ModelInferApi(APIView):
         if upload_too_large(request):
             raise PayloadTooLarge()
         cases = [selectors.case_get_for_model(model=model, pk=c) for c in request.data.getlist("cases")]
-        created = services.prediction_create(model=model, actor=request.user, files=files, cases=cases)
+        created = services.prediction_create(model=model, actor=request.user, files=files, cases=cases,
+                                             attention=request.data.getlist("attention"))
         return Response({"predictions": PredictionOutput(created, many=True).data}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -14,8 +14,10 @@ class Prediction(Job):
 
     Files live under ``MEDIA_ROOT/predictions/<storage_key>/``: ``input.nii.gz`` (the uploaded
     volume or a copy of a dataset case, identifying header text cleared) and, once it succeeded,
-    ``label.nii.gz`` (uint8 label map in the input's shape and affine). The status changes only
-    through :meth:`transition`.
+    ``label.nii.gz`` (uint8 label map in the input's shape and affine) and, for a model with
+    transformer ops (DAST), ``attention/attention_<source>_<target>.nii.gz`` (float32 attention
+    maps in the input's geometry, listed in ``attention_maps``). The status changes only through
+    :meth:`transition`.
     """
 
     class Status(models.TextChoices):
@@ -35,6 +37,7 @@ class Prediction(Job):
 
     INPUT_NAME = "input.nii.gz"
     OUTPUT_NAME = "label.nii.gz"
+    ATTENTION_DIR = "attention"
 
     model = models.ForeignKey("mlmodels.TrainedModel", on_delete=models.PROTECT, related_name="predictions")
     #: Set when the input was picked from a dataset's cases rather than uploaded.
@@ -55,6 +58,11 @@ class Prediction(Job):
     voxel_volume_ml = models.FloatField(null=True, blank=True)
     #: Per class of the model: [{"value": 1, "name": "liver", "voxels": 1234, "ml": 12.3}, ...].
     volumes = models.JSONField(default=list, blank=True)
+    #: Transformer ops whose attention maps were asked for (site ids; empty: every one).
+    attention_request = models.JSONField(default=list, blank=True)
+    #: Attention maps written: [{"id", "source", "target", "layer", "level", "file", "min",
+    #: "max", "mean"}, ...] (empty for models without transformer ops).
+    attention_maps = models.JSONField(default=list, blank=True)
     status = status_field(Status.choices)
     progress = models.CharField(max_length=300, blank=True)
 
@@ -79,6 +87,10 @@ class Prediction(Job):
     @property
     def output_file(self) -> Path | None:
         return Path(settings.MEDIA_ROOT) / self.output_path if self.output_path else None
+
+    @property
+    def attention_dir(self) -> Path:
+        return self.root / self.ATTENTION_DIR
 
     @property
     def total_ml(self) -> float:

@@ -40,6 +40,21 @@ def prediction_file(*, user, pk, which: str):
     return prediction, path, name
 
 
+def prediction_attention_file(*, user, pk, name: str):
+    """(prediction, path, download name) of one of a prediction's attention maps (by its file
+    name, as listed in ``attention_maps``); Http404 otherwise."""
+    prediction = prediction_get(user=user, pk=pk)
+    entry = next((m for m in prediction.attention_maps or [] if m.get("file") == name), None)
+    if prediction.status != Prediction.Status.SUCCEEDED or entry is None:
+        raise Http404("The prediction has no such attention map.")
+    path = prediction.attention_dir / entry["file"]
+    if not path.is_file():
+        raise Http404("The file is gone.")
+    _, _, label_name = prediction_file(user=user, pk=pk, which="result")
+    stem = label_name[: -len("_label.nii.gz")]
+    return prediction, path, f"{stem}_{entry['file']}"
+
+
 def pickable_cases(*, model) -> QuerySet[Case]:
     """Cases of ready datasets in the model's project (what the predict page offers)."""
     return (Case.objects.select_related("dataset")

@@ -6,7 +6,9 @@ the channel count against the model), then the file is streamed once while its i
 header text is cleared (``clear_header_text``: a truncated or corrupt .nii.gz fails here) and
 once more to refuse bytes after the voxel data. A batch is all or nothing: one bad file and no
 prediction is created, nothing is kept. The worker reads the data with ``check_image`` (NaN,
-Inf) before it predicts.
+Inf) before it predicts. For a model with transformer ops (DAST) the worker also writes the
+attention maps of the ops asked for (all by default) beside the label map; for any other model
+nothing is computed.
 """
 from __future__ import annotations
 
@@ -55,6 +57,29 @@ def model_in_channels(model) -> int:
     return max(1, len(model.channel_names or []))
 
 
+def model_attention_sites(model) -> list[dict]:
+    """The model's transformer ops that have attention maps (``id``, ``source``, ``target``,
+    ``layer``, ``level``); empty for models without them or with an unreadable bundle."""
+    try:
+        from nasengine.inference.explain import attention_sites
+
+        return attention_sites(model.bundle_path)
+    except Exception:  # noqa: BLE001 - an unreadable bundle fails later, with the engine's message
+        return []
+
+
+def _attention_request(model, attention) -> list[str]:
+    """The site ids asked for, checked against the model's; [] means every one."""
+    wanted = [str(a) for a in (attention or []) if str(a)]
+    if not wanted:
+        return []
+    known = {s["id"] for s in model_attention_sites(model)}
+    unknown = [a for a in wanted if a not in known]
+    if unknown:
+        raise ValidationError({"attention": f"The model has no transformer op at {', '.join(unknown)}."})
+    return sorted(set(wanted), key=wanted.index)
+
+
 def _display_name(name: str) -> str:
     base = Path((name or "").replace("\\", "/")).name
     return base[:255] or "volume"
@@ -96,11 +121,13 @@ def _raw_path(uploaded) -> Path | None:
     return Path(uploaded.temporary_file_path()) if hasattr(uploaded, "temporary_file_path") else None
 
 
-def prediction_create(*, model, actor, files=(), cases=()) -> list[Prediction]:
+def prediction_create(*, model, actor, files=(), cases=(), attention=()) -> list[Prediction]:
     """Create one queued prediction per uploaded NIfTI file and per dataset case; all or nothing.
 
     ``files``: uploaded files (streamed to temporary files by the upload handler).
     ``cases``: ``datasets.Case`` objects of ready datasets in the model's project.
+    ``attention``: site ids of the model's transformer ops whose attention maps to store
+    (empty: every one; ignored by models without them).
     Raises ValidationError (naming the file) when any input is unusable; nothing is stored then.
     """
     require_write(actor, model.project)
@@ -111,6 +138,7 @@ def prediction_create(*, model, actor, files=(), cases=()) -> list[Prediction]:
     if len(files) + len(cases) > MAX_BATCH:
         raise ValidationError({"files": f"At most {MAX_BATCH} volumes at once."})
     n_channels = model_in_channels(model)
+    attention_request = _attention_request(model, attention)
     for case in cases:
         if case.dataset.project_id != model.project_id or case.dataset.status != "ready":
             raise ValidationError({"cases": "Pick cases of a ready dataset in this model's project."})
@@ -154,6 +182,7 @@ def prediction_create(*, model, actor, files=(), cases=()) -> list[Prediction]:
             prediction.shape, prediction.spacing, prediction.n_channels = list(case.shape), list(case.spacing), case.n_channels
         with transaction.atomic():
             for prediction in created:
+                prediction.attention_request = attention_request
                 prediction.save()
                 _queue(prediction.pk)
     except BaseException:
@@ -222,6 +251,7 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
     out_rel = str((prediction.root / Prediction.OUTPUT_NAME).relative_to(settings.MEDIA_ROOT))
     target = Path(settings.MEDIA_ROOT) / out_rel
     partial = target.with_name(".label.partial.nii.gz")
+    attention_partial = prediction.root / ".attention.partial"
 
     def progress(message: str) -> None:
         Prediction.objects.filter(pk=prediction_id).update(progress=str(message)[:300])
@@ -232,12 +262,15 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         api.predict(model.bundle_path, prediction.input_file, partial, progress=progress)
         partial.replace(target)
         voxel_ml, rows = class_volumes(target, prediction.input_file, model.label_names)
+        attention_maps = _write_attention(prediction, model, attention_partial, progress)
     except (DataError, BundleError) as error:
         partial.unlink(missing_ok=True)
+        shutil.rmtree(attention_partial, ignore_errors=True)
         text = f"{prediction.input_name}: {error.problem}" if isinstance(error, DataError) else f"The model cannot be used: {error}"
         return _fail(prediction_id, text)
     except Exception as error:  # noqa: BLE001 - recorded on the prediction, logged with its trace
         partial.unlink(missing_ok=True)
+        shutil.rmtree(attention_partial, ignore_errors=True)
         log.error("Prediction %s failed:\n%s", prediction_id, traceback.format_exc())
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         return _fail(prediction_id, f"The prediction failed: {type(error).__name__}: {first}")
@@ -248,10 +281,27 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         prediction.output_path = out_rel
         prediction.voxel_volume_ml = voxel_ml
         prediction.volumes = rows
+        prediction.attention_maps = attention_maps
         prediction.progress = ""
-        prediction.save(update_fields=["output_path", "voxel_volume_ml", "volumes", "progress"])
+        prediction.save(update_fields=["output_path", "voxel_volume_ml", "volumes", "attention_maps", "progress"])
         prediction.transition(Status.SUCCEEDED)
     return prediction
+
+
+def _write_attention(prediction: Prediction, model, partial: Path, progress) -> list[dict]:
+    """The attention maps asked for, written into a partial folder then moved to
+    ``prediction.attention_dir``; [] (nothing computed) for models without transformer ops."""
+    from nasengine.inference.explain import attention_sites, write_attention_maps
+
+    if not attention_sites(model.bundle_path):
+        return []
+    progress("attention maps of the transformer ops")
+    shutil.rmtree(partial, ignore_errors=True)
+    maps = write_attention_maps(model.bundle_path, prediction.input_file, partial,
+                                which=prediction.attention_request or None)
+    shutil.rmtree(prediction.attention_dir, ignore_errors=True)
+    partial.replace(prediction.attention_dir)
+    return maps
 
 
 def prediction_delete(*, prediction: Prediction, actor) -> None:

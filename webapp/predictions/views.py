@@ -46,7 +46,7 @@ def prediction_create(request, model_pk):
         "model": model, "project": model.project, "legend": legend(model.label_names),
         "in_channels": services.model_in_channels(model), "case_groups": _case_choices(model),
         "max_upload_bytes": max_upload_bytes(), "recent": selectors.prediction_list(user=request.user, model=model)[:20],
-        "errors": [],
+        "errors": [], "attention_sites": [{**s, "label": attention_label(s)} for s in services.model_attention_sites(model)],
     }
     if request.method == "POST":
         if upload_too_large(request):
@@ -55,7 +55,8 @@ def prediction_create(request, model_pk):
         try:
             cases = [selectors.case_get_for_model(model=model, pk=pk) for pk in request.POST.getlist("cases")]
             created = services.prediction_create(model=model, actor=request.user,
-                                                 files=request.FILES.getlist("files"), cases=cases)
+                                                 files=request.FILES.getlist("files"), cases=cases,
+                                                 attention=request.POST.getlist("attention"))
         except ValidationError as error:
             context["errors"] = error.messages
             return render(request, "predictions/create.html", context, status=400)
@@ -66,20 +67,34 @@ def prediction_create(request, model_pk):
     return render(request, "predictions/create.html", context)
 
 
+def attention_label(site: dict) -> str:
+    """How a transformer op is named in the viewer: its lattice layer and level, and its edge."""
+    return f"layer {site.get('layer')}, level {site.get('level')} ({site['source']} \u2192 {site['target']})"
+
+
+def _attention_entries(prediction) -> list[dict]:
+    return [{"id": m["id"], "label": attention_label(m), "file": m["file"], "min": m.get("min"),
+             "max": m.get("max"), "url": reverse("predictions:attention", kwargs={"pk": prediction.pk, "name": m["file"]})}
+            for m in prediction.attention_maps or []]
+
+
 @login_required
 def prediction_detail(request, pk):
     prediction = selectors.prediction_get(user=request.user, pk=pk)
     colours = legend(prediction.model.label_names)
+    attention = _attention_entries(prediction) if prediction.status == "succeeded" else []
     viewer_config = {
         "niivueUrl": static(VIEWER_MODULE),
         "inputUrl": reverse("predictions:input", kwargs={"pk": prediction.pk}),
         "labelUrl": reverse("predictions:result", kwargs={"pk": prediction.pk}),
         "colours": colours,
         "opacity": 0.6,
+        "attention": attention,
+        "attentionOpacity": 0.5,
     }
     return render(request, "predictions/detail.html", {
         "prediction": prediction, "model": prediction.model, "project": prediction.project,
-        "legend": colours, "viewer_config": viewer_config,
+        "legend": colours, "viewer_config": viewer_config, "attention_maps": attention,
         "volumes": prediction.volumes, "total_ml": prediction.total_ml,
         "can_write": role_of(request.user, prediction.project) in WRITE_ROLES,
         "viewer_installed": finders.find(VIEWER_MODULE) is not None, "viewer_module": VIEWER_MODULE,
@@ -102,6 +117,15 @@ def prediction_input(request, pk):
 @login_required
 def prediction_result(request, pk):
     return _file_response(request, pk, "result")
+
+
+@login_required
+def prediction_attention(request, pk, name):
+    prediction, path, filename = selectors.prediction_attention_file(user=request.user, pk=pk, name=name)
+    response = FileResponse(open(path, "rb"), as_attachment=True, filename=filename,
+                            content_type="application/gzip")
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @login_required

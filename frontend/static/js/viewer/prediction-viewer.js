@@ -3,7 +3,11 @@
 //
 // The label map gets a discrete colour table (one colour per class, background transparent,
 // the same colours as the legend); the opacity slider sets the overlay's opacity.
-// When the first frame is drawn the canvas gets data-ready="true" (tests wait for it).
+// A DAST model's prediction also has attention maps: the chosen one (layer picker) is drawn
+// above the segmentation as a heat map ('warm': orange to yellow, from uniform attention 1 up to the map's
+// maximum; below 1 transparent) with its own opacity slider.
+// When the first frame is drawn the canvas gets data-ready="true" (tests wait for it); it
+// carries data-attention (the shown map's id) and data-attention-opacity once a map is drawn.
 
 const config = JSON.parse(document.getElementById('viewer-config').textContent);
 const canvas = document.getElementById('viewer-canvas');
@@ -11,6 +15,16 @@ const message = document.getElementById('viewer-message');
 const slider = document.getElementById('overlay-opacity');
 const sliderValue = document.getElementById('overlay-opacity-value');
 const sliceSelect = document.getElementById('slice-type');
+const attentionSelect = document.getElementById('attention-layer');
+const attentionSlider = document.getElementById('attention-opacity');
+const attentionValue = document.getElementById('attention-opacity-value');
+const ATTENTION_INDEX = 2; // input, label, then the heat map
+
+/** NiiVue options of an attention map's volume: a heat map from uniform attention up. */
+export function heatMapVolume(entry, opacity) {
+  const top = Math.max(Number(entry.max) || 1, 1.0001);
+  return { url: entry.url, name: entry.file, colormap: 'warm', opacity, cal_min: 1, cal_max: top };
+}
 
 /** NiiVue's label colour table: {R, G, B, A, I, labels}, class 0 transparent. */
 export function labelColourTable(colours) {
@@ -68,6 +82,38 @@ async function main() {
   nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
   nv.updateGLVolume();
   window.voxelsearchViewer = nv;
+
+  const maps = config.attention || [];
+  const attentionOpacity = () => Number(attentionSlider ? attentionSlider.value : config.attentionOpacity);
+  let shown = null;
+  async function showAttention(id) {
+    canvas.dataset.attentionReady = 'false';
+    if (shown !== null && nv.volumes.length > ATTENTION_INDEX) nv.removeVolume(nv.volumes[ATTENTION_INDEX]);
+    shown = null;
+    const entry = maps.find((m) => m.id === id);
+    if (entry) {
+      await nv.addVolumeFromUrl(heatMapVolume(entry, attentionOpacity()));
+      shown = entry.id;
+    }
+    nv.updateGLVolume();
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      canvas.dataset.attention = shown || '';
+      canvas.dataset.attentionOpacity = String(attentionOpacity());
+      canvas.dataset.attentionReady = 'true';
+    }));
+  }
+  if (maps.length) {
+    await showAttention(attentionSelect ? attentionSelect.value : maps[0].id);
+    if (attentionSelect) attentionSelect.addEventListener('change', () => showAttention(attentionSelect.value));
+    if (attentionSlider) {
+      attentionSlider.addEventListener('input', () => {
+        const value = attentionOpacity();
+        if (shown !== null) nv.setOpacity(ATTENTION_INDEX, value);
+        if (attentionValue) attentionValue.textContent = value.toFixed(2);
+        canvas.dataset.attentionOpacity = String(value);
+      });
+    }
+  }
 
   if (slider) {
     slider.addEventListener('input', () => {

@@ -93,3 +93,32 @@ def test_nothing_is_computed_for_a_model_without_transformer_ops(tiny_search, tm
     (bundle / "weights.pt").write_bytes(b"never read")  # loading the network would fail
     written = write_attention_maps(bundle, tmp_path / "absent.nii.gz", tmp_path / "maps")
     assert written == [] and not (tmp_path / "maps").exists()
+
+
+def test_the_engine_entry_point_finds_the_maps_through_the_method(tiny_search, tmp_path):
+    """``nasengine.inference.explain`` (method-neutral) reaches DAST's hook; a DiNTS bundle and
+    a DAST bundle without transformer ops get nothing, with nothing computed."""
+    import shutil
+    from pathlib import Path
+
+    from nasengine.inference import explain
+
+    with_transformers = bundle_of(decoded(2), tiny_search, tmp_path / "dast")
+    assert [s["id"] for s in explain.attention_sites(with_transformers)] == \
+        [s.id for s in transformer_sites(decoded(2))]
+    image = tmp_path / "oblique.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(1).normal(size=SHAPE).astype(np.float32), AFFINE), str(image))
+    first = explain.attention_sites(with_transformers)[0]["id"]
+    written = explain.write_attention_maps(with_transformers, image, tmp_path / "maps", which=[first], device="cpu")
+    assert [w["id"] for w in written] == [first]
+    assert nib.load(str(tmp_path / "maps" / written[0]["file"])).shape == SHAPE
+
+    dints = tmp_path / "dints"
+    shutil.copytree(with_transformers, dints)
+    lattice = Path(__file__).parents[3] / "fixtures" / "genotypes" / "lattice.json"
+    shutil.copyfile(lattice, dints / "genotype.json")
+    info = json.loads((dints / "bundle.json").read_text())
+    (dints / "bundle.json").write_text(json.dumps({**info, "method": "dints"}))
+    assert explain.attention_sites(dints) == []
+    assert explain.write_attention_maps(dints, tmp_path / "absent.nii.gz", tmp_path / "none") == []
+    assert not (tmp_path / "none").exists()
