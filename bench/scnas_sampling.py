@@ -56,7 +56,7 @@ class BenchConfig:
     batch: int
 
     @classmethod
-    def parse(cls, text: str) -> "BenchConfig":
+    def parse(cls, text: str) -> BenchConfig:
         stem, depth, patch, batch = (int(v) for v in text.split(","))
         return cls(stem, depth, patch, batch)
 

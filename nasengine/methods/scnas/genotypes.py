@@ -28,13 +28,22 @@ Snapshots (``continuous: true``) carry every edge with ``op_weights`` = softmax(
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .derive import CellDecision, derive_cell, softmax
 from .ops import OP_NAMES, PRIMITIVES, ZERO, op_name
-from .space import CELL_EDGES, CELL_TYPES, NUM_NODES, feature_levels, level_channels, macro_plan, node_channels, preprocess_kind
+from .space import (
+    CELL_EDGES,
+    CELL_TYPES,
+    NUM_NODES,
+    feature_levels,
+    macro_plan,
+    node_channels,
+    preprocess_kind,
+)
 
 __all__ = ["FORMAT", "VERSION", "discrete_genotype", "continuous_genotype", "cell_type_document",
            "output_multipliers", "decision_meta"]

@@ -21,7 +21,7 @@ hooks). ``search_bytes`` / ``retrain_bytes`` add weights, gradients and optimise
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

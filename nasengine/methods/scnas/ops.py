@@ -28,7 +28,7 @@ input; trilinear upsampling, concatenation and addition save nothing.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn

@@ -23,14 +23,14 @@ supernet, so it is saved in every checkpoint.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import torch
 
 __all__ = ["pair_table", "pair_probabilities", "sample_pairs", "PairSample", "temperature_at"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def pair_table(num_ops: int) -> torch.Tensor:
     """``[P, 2]`` (long) every unordered pair ``(o1, o2)``, ``o1 < o2``, in lexicographic order;
     ``P = num_ops * (num_ops - 1) / 2`` (28 for 8 ops)."""

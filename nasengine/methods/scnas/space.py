@@ -27,7 +27,7 @@ are already at the reduced resolution).
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
+from functools import cache
 
 from .ops import PRIMITIVES
 
@@ -118,7 +118,7 @@ class CellInstance:
     skip: str | None = None
 
 
-@lru_cache(maxsize=None)
+@cache
 def macro_plan(depth: int) -> tuple[CellInstance, ...]:
     """The cells of the macro U-Net with ``depth`` downsamplings, in execution order.
 

@@ -27,8 +27,18 @@ import torch.nn as nn
 from .genotypes import continuous_genotype, discrete_genotype
 from .ops import PRIMITIVES, ZERO, OutCell, Preprocess, PreprocessDown, PreprocessUp, Stem, build_candidate
 from .sampling import sample_pairs, temperature_at
-from .space import (CELL_EDGES, CELL_TYPES, NUM_EDGES, NUM_NODES, NUM_OPS, CellInstance, feature_levels,
-                    macro_plan, node_channels, preprocess_kind)
+from .space import (
+    CELL_EDGES,
+    CELL_TYPES,
+    NUM_EDGES,
+    NUM_NODES,
+    NUM_OPS,
+    CellInstance,
+    feature_levels,
+    macro_plan,
+    node_channels,
+    preprocess_kind,
+)
 
 __all__ = ["SearchCell", "SCNASSupernet"]
 

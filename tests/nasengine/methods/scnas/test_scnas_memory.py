@@ -5,11 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from nasengine.methods.scnas import METHOD
 from nasengine.genotype import derive_figures
+from nasengine.methods.scnas import METHOD
 from nasengine.methods.scnas.network import build_network
-from nasengine.methods.scnas.ops import (PRIMITIVES, SAVES_INPUT, SAVES_INPUT_STRIDED, build_candidate,
-                                         candidate_flops, candidate_memory, op_name)
+from nasengine.methods.scnas.ops import (
+    PRIMITIVES,
+    SAVES_INPUT,
+    SAVES_INPUT_STRIDED,
+    build_candidate,
+    candidate_flops,
+    candidate_memory,
+    op_name,
+)
 from nasengine.methods.scnas.supernet import SCNASSupernet
 from nasengine.ops import OPS, get_op, saved_activation_bytes
 

@@ -2,6 +2,9 @@
 loss, and a tiny search -> retrain -> predict through ``nasengine.api`` on the demo data, with
 the live series (temperature, sampled ops), tau in the checkpoint and an exact resume."""
 
+import json
+
+import nibabel as nib
 import pytest
 import torch
 
@@ -98,10 +101,7 @@ def test_search_end_to_end_yields_a_valid_costed_genotype(searched):
     assert genotype["method"] == "scnas" and genotype["kind"] == "cells" and not genotype["continuous"]
     assert genotype["derived"]["parameters"] > 0 and genotype["derived"]["patch_size"] == [32, 32, 32]
     assert genotype["meta"]["temperature"] == pytest.approx(0.5)  # tau_min of tiny at the last step
-    splits = (out / "splits.json").read_text()
-    import json
-
-    s = json.loads(splits)
+    s = json.loads((out / "splits.json").read_text())
     assert len(s["train1"]) == 3 and len(s["train2"]) == 1  # 4 training cases split 4:1 (3:1 rounded)
 
 
@@ -147,22 +147,20 @@ def test_resumed_search_is_bitwise_identical(demo, searched, tmp_path):
     for key in ("alpha", "tau", "sample_counts"):
         assert torch.equal(a["network"][key], b["network"][key])
     assert all(torch.equal(a["network"][k], b["network"][k]) for k in a["network"])
-    series = lambda d: [(e["step"], e["losses"], e["metrics"]) for e in read_events(d / api.EVENTS_FILE) if e["type"] == "step"]
+    def series(d):
+        return [(e["step"], e["losses"], e["metrics"]) for e in read_events(d / api.EVENTS_FILE) if e["type"] == "step"]
+
     assert series(tmp_path) == series(reference_out)
 
 
 def test_retrain_and_predict_end_to_end(demo, searched, tmp_path):
     _, genotype = searched
     bundle = api.retrain(genotype, demo, tmp_path / "model", preset="tiny", device="cpu")
-    info = (bundle / "bundle.json").read_text()
-    assert '"method": "scnas"' in info
-    import json
-
-    exports = json.loads(info)["exports"]
+    info = json.loads((bundle / "bundle.json").read_text())
+    assert info["method"] == "scnas"
+    exports = info["exports"]
     assert "file" in exports["pt2"] and "file" in exports["onnx"], exports
     image = sorted((demo / "imagesTr").iterdir())[0]
     out = api.predict(bundle, image, tmp_path / "pred.nii.gz", device="cpu")
-    import nibabel as nib
-
     pred, src = nib.load(str(out)), nib.load(str(image))
     assert pred.shape == src.shape[:3]

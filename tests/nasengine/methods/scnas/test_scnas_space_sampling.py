@@ -3,14 +3,12 @@ Algorithm 1's pair distribution q; two op modules per edge per step; tau schedul
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
 from nasengine.methods.scnas.ops import PRIMITIVES, ZERO
 from nasengine.methods.scnas.sampling import pair_probabilities, pair_table, sample_pairs, temperature_at
-from nasengine.methods.scnas.space import (CELL_EDGES, CELL_TYPES, NUM_ARCH_LOGITS, NUM_NODES, macro_plan,
-                                           node_channels)
+from nasengine.methods.scnas.space import CELL_EDGES, CELL_TYPES, NUM_ARCH_LOGITS, NUM_NODES, macro_plan, node_channels
 from nasengine.methods.scnas.supernet import SCNASSupernet
 
 
