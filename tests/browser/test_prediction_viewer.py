@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from browsertesting import CHROMIUM_ARGS, overlay_pixels
-from predictiontesting import engine_bundle, input_volume, make_engine_model
+from predictiontesting import DEMO_SHAPE, engine_bundle, input_volume, make_engine_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -126,3 +126,143 @@ def test_prediction_overlay_is_drawn_and_follows_the_opacity_slider(
     assert label.shape == source.shape and np.allclose(label.affine, source.affine, atol=1e-5)
     assert set(np.unique(np.asarray(label.dataobj)).tolist()) & {1, 2}
     print(f"overlay pixels: drawn {drawn}, opacity 0 {hidden}, opacity 1 {opaque}; screenshots in {shots}")
+
+
+# ---- DAST: attention maps as a heat map ------------------------------------------------------
+
+def heat_pixels(with_map: bytes, without_map: bytes) -> tuple[int, int]:
+    """(pixels the heat map changed, of which in heat-map colours): pixels that differ between the
+    two canvas shots by more than 40 in some channel, and among them those whose colour runs
+    red >= green >= blue with red above 100 (the 'warm' colour map: orange to yellow)."""
+    import io
+
+    from PIL import Image
+
+    on = np.asarray(Image.open(io.BytesIO(with_map)).convert("RGB")).astype(np.int32).reshape(-1, 3)
+    off = np.asarray(Image.open(io.BytesIO(without_map)).convert("RGB")).astype(np.int32).reshape(-1, 3)
+    changed = np.abs(on - off).max(axis=1) > 40
+    hot = (on[:, 0] >= on[:, 1] - 8) & (on[:, 1] >= on[:, 2] - 8) & (on[:, 0] > 100) & (on[:, 0] - on[:, 2] > 40)
+    return int(changed.sum()), int((changed & hot).sum())
+
+
+@pytest.fixture(scope="session")
+def dast_bundle(tmp_path_factory):
+    """(bundle, demo data) of a real DAST model whose edges prefer the transformer, retrained
+    for two steps (the same as tests/webapp/test_predictions_attention.py builds; it belongs in
+    predictiontesting.py beside ``engine_bundle``)."""
+    import shutil
+
+    import torch
+
+    from nasengine import api
+    from nasengine.methods import register, registry
+    from nasengine.methods.dast import METHOD
+
+    if "dast" not in registry:  # the worker needs the built-in registry line
+        register(METHOD)
+    root = tmp_path_factory.getbasetemp() / "prediction-dast"
+    bundle, demo = root / "bundle", root / "demo"
+    if (bundle / "bundle.json").is_file():
+        return bundle, demo
+    shutil.rmtree(root, ignore_errors=True)
+    api.make_demo_data(demo, n_cases=3, shape=DEMO_SHAPE, n_test=1)
+    torch.manual_seed(0)
+    supernet = METHOD.build_supernet(METHOD.make_config("tiny"), 1, 3)
+    with torch.no_grad():
+        supernet.op_logits[..., 2] = 5.0  # every selected edge a transformer
+    api.retrain(supernet.decode(), demo, bundle, "tiny",
+                {"steps": 2, "warmup_steps": 1, "lr_milestones": [1], "export": False})
+    shutil.rmtree(bundle / "checkpoints", ignore_errors=True)
+    return bundle, demo
+
+
+def test_attention_heat_map_is_drawn_with_a_layer_picker_and_opacity(
+    chromium_with_viewer, asgi_live_server, celery_worker, make_user, make_project, dast_bundle, tmp_path
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    user = make_user("attention-reader", password=PASSWORD)
+    project = make_project(user, name="Attention project")
+    model = make_engine_model(project, dast_bundle[0], name="DAST model")
+    scan = input_volume(dast_bundle[1], tmp_path / "scan.nii.gz")
+    shots = Path(os.environ.get("VOXELSEARCH_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    console_errors: list[str] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_with_viewer, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        try:
+            page.set_default_timeout(30_000)
+            page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            page.goto(asgi_live_server.url + "/accounts/login/")
+            page.fill("#id_username", "attention-reader")
+            page.fill("#id_password", PASSWORD)
+            page.click("#sign-in")
+            page.goto(asgi_live_server.url + f"/models/{model.pk}/predict/")
+            expect(page.locator("#attention-picker input[name=attention]").first).to_be_visible()
+            page.set_input_files("#id_files", [str(scan)])
+            page.click("#predict-submit")  # no op ticked: every transformer op's map
+
+            page.wait_for_url("**/predictions/*/", timeout=TIMEOUT_MS)
+            expect(page.locator("#prediction-status")).to_have_attribute("data-status", "succeeded", timeout=TIMEOUT_MS)
+            canvas = page.locator("#viewer-canvas")
+            expect(canvas).to_have_attribute("data-ready", "true", timeout=TIMEOUT_MS)
+            layer = page.locator("#attention-layer")
+            ids = [v for v in layer.locator("option").evaluate_all("os => os.map(o => o.value)") if v]
+            assert len(ids) >= 2, ids
+            expect(canvas).to_have_attribute("data-attention", ids[0], timeout=TIMEOUT_MS)
+            expect(canvas).to_have_attribute("data-attention-ready", "true")
+
+            slider = page.locator("#attention-opacity")
+            slider.focus()
+            page.keyboard.press("End")
+            expect(canvas).to_have_attribute("data-attention-opacity", "1")
+            page.wait_for_timeout(300)
+            first_on = canvas.screenshot()
+            canvas.screenshot(path=str(shots / "attention-canvas.png"))
+            page.screenshot(path=str(shots / "attention-page.png"), full_page=True)
+
+            layer.select_option("")  # none: the image and the segmentation only
+            expect(canvas).to_have_attribute("data-attention", "")
+            expect(canvas).to_have_attribute("data-attention-ready", "true")
+            page.wait_for_timeout(300)
+            off = canvas.screenshot()
+            changed, hot = heat_pixels(first_on, off)
+            assert changed > 300 and hot > 0.6 * changed, (changed, hot)
+
+            layer.select_option(ids[-1])  # the layer picker shows another op's map
+            expect(canvas).to_have_attribute("data-attention", ids[-1])
+            expect(canvas).to_have_attribute("data-attention-ready", "true")
+            page.wait_for_timeout(300)
+            last_on = canvas.screenshot()
+            changed_last, hot_last = heat_pixels(last_on, off)
+            assert changed_last > 300 and hot_last > 0.6 * changed_last, (changed_last, hot_last)
+            assert heat_pixels(last_on, first_on)[0] > 100  # a different map, drawn differently
+
+            slider.focus()
+            page.keyboard.press("Home")  # opacity 0: the heat map disappears
+            expect(canvas).to_have_attribute("data-attention-opacity", "0")
+            page.wait_for_timeout(300)
+            assert heat_pixels(canvas.screenshot(), off)[0] < 0.02 * changed_last
+
+            with page.expect_download() as info:
+                page.locator(f'#attention-downloads li[data-attention-id="{ids[0]}"] a').click()
+            saved = tmp_path / "attention.nii.gz"
+            info.value.save_as(saved)
+            assert info.value.suggested_filename.startswith("scan_attention_")
+        except BaseException:
+            try:
+                page.screenshot(path=str(shots / "attention-failure.png"), full_page=True)
+            except Exception:
+                pass
+            raise
+        finally:
+            browser.close()
+
+    errors = [e for e in console_errors if "WebSocket" not in e]
+    assert not errors, f"errors in the browser console: {errors}"
+    heat, source = nib.load(str(saved)), nib.load(str(scan))
+    assert heat.shape == source.shape and np.allclose(heat.affine, source.affine, atol=1e-5)
+    print(f"heat map pixels: first {changed} ({hot} hot), last {changed_last} ({hot_last} hot); screenshots in {shots}")
