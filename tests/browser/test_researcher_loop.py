@@ -209,8 +209,9 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             # --- launch a tiny DiNTS search from the schema-built form --------------------------
             page.click("#start-search")
             expect(page.locator("#launch-form")).to_be_visible()
-            page.locator("#cfg-num_layers").wait_for()
+            page.select_option("#launch-method", "dints")  # the first method listed is another one
             expect(page.locator("#launch-method")).to_have_value("dints")
+            page.locator("#cfg-num_layers").wait_for()
             page.select_option("#launch-preset", "tiny")
             page.wait_for_function("document.querySelector('#cfg-num_layers').value === '3'")  # tiny's values
             _fill_schema_form(page, SEARCH_SETTINGS)

@@ -8,7 +8,6 @@ import torch
 from genotype_docs import small_doc
 
 from nasengine.genotype import (
-    SCHEMA,
     GenotypeError,
     build_network,
     derive_figures,
@@ -174,11 +173,13 @@ def test_derive_figures_match_the_built_network():
 def test_json_schema_agrees_with_validate():
     import jsonschema  # a dev dependency of the project: a missing one must fail, not skip
 
-    doc = small_doc()
-    jsonschema.validate(doc, SCHEMA)
-    bad = _broken(_set(lambda d: (d["edges"][1], "op"), "conv_9x9x9"))
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(bad, SCHEMA)
+    from nasengine.genotype import schema
     from nasengine.ops import OPS
 
-    assert set(SCHEMA["$defs"]["op_name"]["enum"]) == set(OPS)
+    current = schema()  # read now: methods imported since this module register more ops
+    doc = small_doc()
+    jsonschema.validate(doc, current)
+    bad = _broken(_set(lambda d: (d["edges"][1], "op"), "conv_9x9x9"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, current)
+    assert set(current["$defs"]["op_name"]["enum"]) == set(OPS)
