@@ -80,7 +80,7 @@ def c2fnas_finish(root: str) -> str:
 
 def start_search(root: str | Path, data_dir: str | Path, *, preset: str = "tiny",
                  overrides: dict[str, Any] | None = None, workers: int = 1,
-                 stale_seconds: float = 120.0, device: str = "cpu") -> Path:
+                 stale_seconds: float = 120.0, device: str | None = None) -> Path:
     """Write a search folder and send its first ``advance``; returns the folder."""
     distributed.start(root, data_dir, preset=preset, overrides=overrides, workers=workers,
                       stale_seconds=stale_seconds, device=device)

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from nasengine.device import select_device
 from nasengine.events import FileCancelToken, JsonLinesSink, Reporter
 from nasengine.executor import CandidateResult, CandidateSpec
 from nasengine.training import checkpoint as ckpt
@@ -96,8 +97,9 @@ class SearchFolder:
 
 def start(root: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, preset: str = "tiny",
           overrides: dict[str, Any] | None = None, workers: int = 1,
-          stale_seconds: float = 120.0, device: str = "cpu") -> SearchFolder:
-    """Write the settings of a new search into ``root`` (``advance`` starts it)."""
+          stale_seconds: float = 120.0, device: str | None = None) -> SearchFolder:
+    """Write the settings of a new search into ``root`` (``advance`` starts it). ``device``
+    None: each worker picks its own (CUDA when present)."""
     folder = SearchFolder(Path(root))
     _write_json(folder.root / "settings.json", {
         "data_dir": str(data_dir), "preset": preset, "overrides": dict(overrides or {}),
@@ -267,7 +269,7 @@ def _train_candidate(folder: SearchFolder, spec: CandidateSpec, settings: dict[s
     from nasengine.events import Cancelled
 
     config = _config(settings)
-    device = torch.device(settings.get("device") or "cpu")
+    device = select_device(settings.get("device"))
     reporter = _stream(cand_dir / "events.jsonl", cand_dir / "checkpoints")
     reporter.add_sink(_HeartbeatSink(cand_dir / "heartbeat"))
     started = time.time()
@@ -301,7 +303,7 @@ def finish(root: str | os.PathLike[str]) -> dict[str, Any]:
         return load(out)
     settings = folder.settings
     config = _config(settings)
-    device = torch.device(settings.get("device") or "cpu")
+    device = select_device(settings.get("device"))
     reporter = _stream(folder.root / "events.jsonl", folder.checkpoints)
     try:
         ctx = SearchContext(data=_search_data(settings["data_dir"], config, device),

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from nasengine.config import build_config, config_to_dict
+from nasengine.device import select_device
 from nasengine.events import Cancelled, CancelToken, as_cancel_token
 from nasengine.events.types import (
     ARCHITECTURE,
@@ -443,7 +444,7 @@ def run_search(data: Any, config: C2FNASConfig, reporter: Any, checkpoint_dir: s
     """
     ctx = SearchContext(data=data, config=config, reporter=reporter,
                         checkpoint_dir=Path(checkpoint_dir), cancel=as_cancel_token(cancel),
-                        device=device or torch.device("cpu"))
+                        device=device if device is not None else select_device())
     trainer = CandidateTrainer(ctx)
     if executor is None:
         executor = LocalExecutor(trainer)
