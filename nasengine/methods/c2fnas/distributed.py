@@ -35,6 +35,7 @@ import torch
 
 from nasengine.device import select_device
 from nasengine.events import FileCancelToken, JsonLinesSink, Reporter
+from nasengine.events.types import CANCELLED
 from nasengine.executor import CandidateResult, CandidateSpec
 from nasengine.training import checkpoint as ckpt
 
@@ -179,6 +180,10 @@ def advance(root: str | os.PathLike[str], submit) -> str:
                     doc = json.loads(path.read_text())
                     coarse.on_result(CandidateResult(**doc))
             if folder.cancel_path.exists():
+                # after the saved state: every later advance rewinds it away and emits it
+                # again, so the stream ends with exactly one
+                reporter.emit(CANCELLED, stage=CoarseStage.STAGE, step=coarse.strategy.evaluated,
+                              checkpoint=str(ckpt.stage_path(folder.checkpoints, CoarseStage.STAGE)))
                 return "cancelled"
             stale = float(settings["stale_seconds"])
             sent = folder.root / "sent"

@@ -74,3 +74,8 @@ def test_cancel_stops_submitting(demo, tmp_path):
     assert distributed.run_candidate(tmp_path, sent[0], "w") == "cancelled"
     more: list[dict] = []
     assert distributed.advance(tmp_path, more.append) == "cancelled" and more == []
+    assert distributed.advance(tmp_path, more.append) == "cancelled" and more == []
+    events = read_events(tmp_path / "events.jsonl")
+    assert [e["type"] for e in events].count("cancelled") == 1
+    assert events[-1]["type"] == "cancelled"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
