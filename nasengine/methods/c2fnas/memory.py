@@ -96,8 +96,8 @@ def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstima
     # the supernet holds the weights of all three ops in every cell
     cell_channels = [config.base_channels * 2 ** c for c in code]
     supernet_parameters = candidate_parameters + sum(
-        cell_op_parameters(op, c) - cell_op_parameters(HEAVIEST_OP, c)
-        for c in cell_channels for op in CELL_OP_NAMES)
+        cell_op_parameters(op, c) for c in cell_channels for op in CELL_OP_NAMES
+        if op != HEAVIEST_OP)
     search_activations = per_sample * config.batch_size
     retrain_activations = per_sample * config.retrain_batch_size
     weights = max(candidate_parameters, supernet_parameters) * TRAINING_BYTES_PER_PARAMETER
