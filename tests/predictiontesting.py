@@ -110,6 +110,10 @@ def make_prediction(model, *, status: str = "succeeded"):
         write_volume(prediction.output_file, label, affine, identifying=False)
         prediction.voxel_volume_ml = 0.008
         prediction.volumes = [{"value": 1, "name": "a", "voxels": 8, "ml": 0.064}]
+        attention = prediction.attention_dir / "attention_n0_1_n1_1.nii.gz"  # as a DAST model writes
+        write_volume(attention, np.ones((8, 8, 8), np.float32), affine, identifying=False)
+        prediction.attention_maps = [{"id": "n0_1->n1_1", "source": "n0_1", "target": "n1_1", "layer": 1,
+                                      "level": 1, "file": attention.name, "min": 1.0, "max": 1.0, "mean": 1.0}]
         prediction.save()
         prediction.transition(Prediction.Status.SUCCEEDED)
     elif status == "failed":

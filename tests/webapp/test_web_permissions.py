@@ -105,6 +105,7 @@ ROUTES = [
     ("predictions:detail", "get", "/predictions/{prediction}/", "page", "read"),
     ("predictions:input", "get", "/predictions/{prediction}/input.nii.gz", "page", "read"),
     ("predictions:result", "get", "/predictions/{prediction}/label.nii.gz", "page", "read"),
+    ("predictions:attention", "get", "/predictions/{prediction}/attention/attention_n0_1_n1_1.nii.gz", "page", "read"),
     ("predictions:delete", "post", "/predictions/{prediction}/delete/", "page", "write"),
     ("api:model-infer", "post", "/api/models/{model}/infer", "api", "write"),
     ("api:model-predictions", "get", "/api/models/{model}/predictions/", "api", "read"),

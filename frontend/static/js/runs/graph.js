@@ -15,7 +15,7 @@ import { renderScene } from './scene.js';
 
 export const OP_COLORS = {
   skip: '#8a96a3', conv_3x3x3: '#e6553c', p3d_3x3x1: '#3caae6', p3d_3x1x3: '#2e9d6f', p3d_1x3x3: '#c86edc',
-  transformer: '#f0963c', stem: '#1d2733', head_up: '#5f6b7a', head_out: '#1d2733', down: '#7a5c3e', up: '#7a5c3e',
+  dast_transformer: '#f0963c', stem: '#1d2733', head_up: '#5f6b7a', head_out: '#1d2733', down: '#7a5c3e', up: '#7a5c3e',
 };
 const EXTRA = ['#b3261e', '#8bb83c', '#f0c03c', '#3c5ce6', '#e63ca0', '#2b8a8a', '#8a2b6d', '#6d8a2b'];
 
