@@ -10,9 +10,9 @@ multi-input node op ``concat_conv_1x1x1``.
 
 from .measure import saved_activation_bytes
 from .registry import OP_KINDS, OPS, OpSpec, get_op, op_names, register_op, unregister_op
-from .table import CELL_OPS, DINTS_CELL_OPS, RESAMPLE_OPS, SHARED_OPS
+from .table import CELL_OPS, RESAMPLE_OPS, SHARED_OPS
 
 __all__ = [
-    "OPS", "OpSpec", "OP_KINDS", "register_op", "unregister_op", "get_op", "op_names", "CELL_OPS", "DINTS_CELL_OPS",
+    "OPS", "OpSpec", "OP_KINDS", "register_op", "unregister_op", "get_op", "op_names", "CELL_OPS",
     "RESAMPLE_OPS", "SHARED_OPS", "saved_activation_bytes",
 ]

@@ -39,7 +39,7 @@ from .operations import (
 )
 from .registry import OPS, OpSpec, get_op, register_op
 
-__all__ = ["OpSpec", "OPS", "CELL_OPS", "RESAMPLE_OPS", "DINTS_CELL_OPS", "SHARED_OPS", "get_op"]
+__all__ = ["OpSpec", "OPS", "CELL_OPS", "RESAMPLE_OPS", "SHARED_OPS", "get_op"]
 
 BYTES = 4  # float32 activations
 
@@ -214,7 +214,4 @@ for _spec in SHARED_OPS.values():
 CELL_OPS: tuple[str, ...] = tuple(n for n, s in SHARED_OPS.items() if s.kind == "cell")
 #: Resampling ops, indexed by the genotype's ``resample`` field.
 RESAMPLE_OPS: dict[str, str] = {"down": "down", "up": "up"}
-#: The DiNTS cell search space (sec. 3.2), in the order of the paper (and of MONAI). Kept here
-#: only until DiNTS defines its own copy (methods/dints); genotype code does not use it.
-DINTS_CELL_OPS: tuple[str, ...] = ("skip", "conv_3x3x3", "p3d_3x3x1", "p3d_3x1x3", "p3d_1x3x3")
 

@@ -5,9 +5,9 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasengine.methods.dints.cell_ops import DINTS_CELL_OPS
 from nasengine.ops import (
     CELL_OPS,
-    DINTS_CELL_OPS,
     OPS,
     SHARED_OPS,
     OpSpec,
