@@ -3,6 +3,7 @@ import logging
 
 from celery import shared_task
 
+from . import candidates as _candidates  # noqa: F401  (registers the C2FNAS candidate tasks)
 from . import runtime
 
 log = logging.getLogger(__name__)
