@@ -19,6 +19,7 @@ registry: dict[str, SearchMethod] = {}
 #: Built-in methods: registry name -> package that provides it (``METHOD``, a
 #: ``SearchMethod`` subclass, or a ``register()`` call at import).
 BUILTIN_METHODS: dict[str, str] = {
+    "c2fnas": "nasengine.methods.c2fnas",
     "dast": "nasengine.methods.dast",
     "dints": "nasengine.methods.dints",
     "scnas": "nasengine.methods.scnas",
