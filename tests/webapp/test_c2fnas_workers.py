@@ -50,14 +50,21 @@ def _worker(env, log: Path, name: str, queue: str) -> subprocess.Popen:
     return proc
 
 
-def _running_candidate(root: Path) -> tuple[Path, str] | None:
-    """A candidate folder with a checkpoint, no result yet, and its worker's name."""
+def _running_candidates(root: Path) -> list[tuple[Path, str]]:
+    """Candidate folders with a checkpoint and no result yet, with their worker's name."""
+    running = []
     for cand in sorted((root / "candidates").glob("*")):
         cid_prefix = cand.name.split("-", 1)[1]
         done = any(p.name.startswith(cid_prefix) for p in (root / "results").glob("*.json"))
         if not done and list((cand / "checkpoints").glob("*.pt")) and (cand / "owner").exists():
-            return cand, (cand / "owner").read_text()
-    return None
+            running.append((cand, (cand / "owner").read_text()))
+    return running
+
+
+def _two_training_at_once(root: Path) -> list[tuple[Path, str]] | None:
+    """Two candidates in training at the same moment on different workers, or None."""
+    running = _running_candidates(root)
+    return running if len({owner for _, owner in running}) >= 2 else None
 
 
 def test_two_gpu_workers_overlap_and_a_killed_worker_loses_nothing(subprocess_env, tmp_path, wait_for):
@@ -77,8 +84,10 @@ def test_two_gpu_workers_overlap_and_a_killed_worker_loses_nothing(subprocess_en
         procs["gpu1"] = _worker(env, tmp_path / "gpu1.log", "gpu1", "gpu")
         procs["gpu2"] = _worker(env, tmp_path / "gpu2.log", "gpu2", "gpu")
         sender.send_task("webapp.runs.candidates.c2fnas_advance", args=[str(root)], queue="default")
-        running = wait_for(lambda: _running_candidate(root), 240)
-        killed_dir, owner = running
+        # Both gpu workers train at once; the kill then hits one of them mid-candidate. (The
+        # results alone cannot show the overlap: the killed attempt leaves no result.)
+        running = wait_for(lambda: _two_training_at_once(root), 240)
+        killed_dir, owner = running[0]
         victim = owner.split("@", 1)[0]
         procs[victim].kill()  # SIGKILL mid-candidate: the task is never acknowledged
         procs[victim].wait(timeout=10)
@@ -93,10 +102,6 @@ def test_two_gpu_workers_overlap_and_a_killed_worker_loses_nothing(subprocess_en
 
     results = [json.loads(p.read_text()) for p in sorted((root / "results").glob("*.json"))]
     assert len(results) == SETTINGS["candidates"] and all(r["ok"] for r in results), logs
-    intervals = sorted((r["details"]["started"], r["details"]["ended"], r["details"]["worker"]) for r in results)
-    overlapping = [(a, b) for i, a in enumerate(intervals) for b in intervals[i + 1:]
-                   if b[0] < a[1] and a[2] != b[2]]
-    assert overlapping, f"no two candidates trained at once: {intervals}"
 
     events = read_events(root / "events.jsonl")
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
