@@ -44,6 +44,7 @@ def test_launch_form_estimate_and_live_dashboard(chromium, make_user, make_proje
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(f"{base}/datasets/{dataset.pk}/search/")
             # The inputs come from the schema: bounds from the dataclass metadata.
+            page.select_option("#launch-method", "dints")  # the first method listed is another one
             layers = page.locator("#cfg-num_layers")
             layers.wait_for()
             assert layers.get_attribute("min") == "1" and layers.get_attribute("max") == "24"
