@@ -39,6 +39,29 @@ def engine_bundle(tmp_path_factory) -> tuple[Path, Path]:
     return bundle, demo
 
 
+def dast_engine_bundle(tmp_path_factory) -> tuple[Path, Path]:
+    """(bundle folder, demo data folder) of a real DAST model whose selected edges are all
+    transformers, retrained for two steps; built once per session."""
+    import torch
+
+    from nasengine import api
+    from nasengine.methods.dast import METHOD
+
+    root = tmp_path_factory.getbasetemp() / "prediction-dast"
+    bundle, demo = root / "bundle", root / "demo"
+    if (bundle / "bundle.json").is_file():
+        return bundle, demo
+    shutil.rmtree(root, ignore_errors=True)
+    api.make_demo_data(demo, n_cases=3, shape=DEMO_SHAPE, n_test=1)
+    torch.manual_seed(0)
+    supernet = METHOD.build_supernet(METHOD.make_config("tiny"), 1, 3)
+    with torch.no_grad():
+        supernet.op_logits[..., 2] = 5.0  # op 2 is the transformer: every selected edge one
+    api.retrain(supernet.decode(), demo, bundle, "tiny",
+                {"steps": 2, "warmup_steps": 1, "lr_milestones": [1], "export": False})
+    shutil.rmtree(bundle / "checkpoints", ignore_errors=True)
+    return bundle, demo
+
 def make_engine_model(project, bundle_src: Path, *, dataset=None, name: str = "Demo model"):
     """A succeeded retraining run whose output folder is a copy of ``bundle_src``, registered
     as a model with the real ``register_model``."""

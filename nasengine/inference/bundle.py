@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from nasengine.events.reporter import plain
+from nasengine.genotype import validate
 
 BUNDLE_FORMAT = "voxelsearch-model"
 BUNDLE_VERSION = 1
@@ -149,13 +150,7 @@ def read_bundle(bundle_dir: str | os.PathLike[str]) -> ModelBundle:
     if info.get("version") != BUNDLE_VERSION:
         raise BundleError(f"{BUNDLE_FILE}: bundle version {info.get('version')} is not "
                           f"supported (expected {BUNDLE_VERSION})")
-    genotype = _read_json(path / GENOTYPE_FILE)
-    try:
-        from nasengine.genotype import validate
-    except ImportError:  # pragma: no cover - genotype package is part of the engine
-        validate = None
-    if validate is not None:
-        genotype = validate(genotype)
+    genotype = validate(_read_json(path / GENOTYPE_FILE))
     plan = _read_json(path / PLAN_FILE)
     if not (path / WEIGHTS_FILE).exists():
         raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")

@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from browsertesting import CHROMIUM_ARGS, overlay_pixels
-from predictiontesting import DEMO_SHAPE, engine_bundle, input_volume, make_engine_model
+from predictiontesting import dast_engine_bundle, engine_bundle, input_volume, make_engine_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -147,33 +147,7 @@ def heat_pixels(with_map: bytes, without_map: bytes) -> tuple[int, int]:
 
 @pytest.fixture(scope="session")
 def dast_bundle(tmp_path_factory):
-    """(bundle, demo data) of a real DAST model whose edges prefer the transformer, retrained
-    for two steps (the same as tests/webapp/test_predictions_attention.py builds; it belongs in
-    predictiontesting.py beside ``engine_bundle``)."""
-    import shutil
-
-    import torch
-
-    from nasengine import api
-    from nasengine.methods import register, registry
-    from nasengine.methods.dast import METHOD
-
-    if "dast" not in registry:  # the worker needs the built-in registry line
-        register(METHOD)
-    root = tmp_path_factory.getbasetemp() / "prediction-dast"
-    bundle, demo = root / "bundle", root / "demo"
-    if (bundle / "bundle.json").is_file():
-        return bundle, demo
-    shutil.rmtree(root, ignore_errors=True)
-    api.make_demo_data(demo, n_cases=3, shape=DEMO_SHAPE, n_test=1)
-    torch.manual_seed(0)
-    supernet = METHOD.build_supernet(METHOD.make_config("tiny"), 1, 3)
-    with torch.no_grad():
-        supernet.op_logits[..., 2] = 5.0  # every selected edge a transformer
-    api.retrain(supernet.decode(), demo, bundle, "tiny",
-                {"steps": 2, "warmup_steps": 1, "lr_milestones": [1], "export": False})
-    shutil.rmtree(bundle / "checkpoints", ignore_errors=True)
-    return bundle, demo
+    return dast_engine_bundle(tmp_path_factory)
 
 
 def test_attention_heat_map_is_drawn_with_a_layer_picker_and_opacity(

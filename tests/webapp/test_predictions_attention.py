@@ -13,37 +13,16 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from django.conf import settings
 from django.test import Client
-from predictiontesting import DEMO_SHAPE, engine_bundle, input_volume, make_engine_model
+from predictiontesting import dast_engine_bundle, engine_bundle, input_volume, make_engine_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
 @pytest.fixture(scope="session")
 def dast_bundle(tmp_path_factory):
-    """(bundle folder, demo data folder) of a real DAST model with transformer ops."""
-    from nasengine import api
-    from nasengine.methods import register, registry
-    from nasengine.methods.dast import METHOD
-
-    if "dast" not in registry:  # until the built-in registry line lands
-        register(METHOD)
-    root = tmp_path_factory.getbasetemp() / "prediction-dast"
-    bundle, demo = root / "bundle", root / "demo"
-    if (bundle / "bundle.json").is_file():
-        return bundle, demo
-    shutil.rmtree(root, ignore_errors=True)
-    api.make_demo_data(demo, n_cases=3, shape=DEMO_SHAPE, n_test=1)
-    torch.manual_seed(0)
-    supernet = METHOD.build_supernet(METHOD.make_config("tiny"), 1, 3)
-    with torch.no_grad():
-        supernet.op_logits[..., 2] = 5.0  # every selected edge a transformer
-    api.retrain(supernet.decode(), demo, bundle, "tiny",
-                {"steps": 2, "warmup_steps": 1, "lr_milestones": [1], "export": False})
-    shutil.rmtree(bundle / "checkpoints", ignore_errors=True)
-    return bundle, demo
+    return dast_engine_bundle(tmp_path_factory)
 
 
 def queued_prediction(model, scan, attention=()):

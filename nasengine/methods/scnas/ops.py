@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...ops import OPS, OpSpec
+from ...ops import OPS, OpSpec, register_op
 from ...ops.operations import InstanceNorm
 
 __all__ = [
@@ -331,17 +331,10 @@ def preprocess_parameters(kind: str, c_in: int, c_out: int) -> int:
 
 # ---- registration -----------------------------------------------------------------------------
 def _register(spec: OpSpec) -> None:
-    """``nasengine.ops.register_op`` when the op registry exists; otherwise the smallest local
-    equivalent: add to the shared table (same spec twice is a no-op, a clash raises)."""
+    """``register_op``, tolerating this module being imported a second time (a reload builds
+    new function objects, so the specs differ though the op is the same)."""
     existing = OPS.get(spec.name)
     if existing is not None and existing.description == spec.description and existing.kind == spec.kind:
-        return  # this module imported a second time (e.g. reloaded): the same op
-    try:
-        from ...ops import register_op  # type: ignore[attr-defined]
-    except ImportError:
-        if existing is not None:
-            raise ValueError(f"op {spec.name!r} is already registered with a different spec")
-        OPS[spec.name] = spec
         return
     register_op(spec)
 
