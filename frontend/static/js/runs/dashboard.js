@@ -139,6 +139,9 @@ function receive(event) {
   $('run-events-count').textContent = String(events.length);
   document.body.dataset.lastSeq = String(lastSeq);
   apply(event);
+  // Method panels (runs/_method_panels.html) listen for every event; the core dashboard
+  // does not need to know their event types.
+  document.dispatchEvent(new CustomEvent('vs:run-event', { detail: event }));
 }
 
 function rebuild() {
@@ -150,6 +153,7 @@ function rebuild() {
   const kept = events;
   events = [];
   lastSeq = 0;
+  document.dispatchEvent(new CustomEvent('vs:run-rebuild'));
   kept.forEach(receive);
 }
 
