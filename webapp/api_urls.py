@@ -47,3 +47,9 @@ urlpatterns += [
     path("predictions/<int:pk>/result", predictions.PredictionResultApi.as_view(), name="prediction-result"),
     path("predictions/<int:pk>/input", predictions.PredictionInputApi.as_view(), name="prediction-input"),
 ]
+
+# Test-split evaluations and controls (issue 12), comparisons and leaderboards (issue 13).
+from webapp.comparisons.api_urls import urlpatterns as comparisons_api  # noqa: E402
+from webapp.evaluations.api_urls import urlpatterns as evaluations_api  # noqa: E402
+
+urlpatterns += evaluations_api + comparisons_api

@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "webapp.runs",
     "webapp.mlmodels",
     "webapp.predictions",
+    "webapp.evaluations",
+    "webapp.comparisons",
 ]
 
 MIDDLEWARE = [

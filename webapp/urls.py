@@ -13,6 +13,8 @@ urlpatterns = [
     path("", include("webapp.runs.urls")),
     path("", include("webapp.mlmodels.urls")),
     path("", include("webapp.predictions.urls")),
+    path("", include("webapp.evaluations.urls")),
+    path("", include("webapp.comparisons.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Self-hosted API docs: an ES module renders the OpenAPI schema (no CDN).
     path("api/docs/", login_required(TemplateView.as_view(template_name="api_docs.html")), name="api-docs"),

@@ -1,0 +1,2 @@
+"""REST routes of webapp.comparisons, included under /api/ (names in the ``api`` namespace)."""
+urlpatterns: list = []
