@@ -13,3 +13,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 app = Celery("webapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Each worker reports its device and free memory when it starts, then every few seconds
+# (webapp.common.workers: the launch checks estimates against them).
+from webapp.common.workers import connect_signals  # noqa: E402
+
+connect_signals()
