@@ -27,6 +27,7 @@ urlpatterns = [
     path("datasets/<int:pk>/retrain/", runs.DatasetRetrainApi.as_view(), name="dataset-retrain"),
     path("runs/<int:pk>/", runs.RunDetailApi.as_view(), name="run"),
     path("runs/<int:pk>/cancel/", runs.RunCancelApi.as_view(), name="run-cancel"),
+    path("runs/<int:pk>/resume/", runs.RunResumeApi.as_view(), name="run-resume"),
     path("runs/<int:pk>/clone/", runs.RunCloneApi.as_view(), name="run-clone"),
     path("runs/<int:pk>/retrain/", runs.RunRetrainApi.as_view(), name="run-retrain"),
     path("runs/<int:pk>/events", runs.RunEventsApi.as_view(), name="run-events"),
