@@ -4,6 +4,8 @@ import json
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.gzip import gzip_page
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -16,6 +18,7 @@ from webapp.projects.selectors import project_get
 
 from . import engine, selectors, services
 from .models import Run
+from .services import MAX_BUDGET_BYTES
 
 
 class RunOutput(serializers.ModelSerializer):
@@ -54,7 +57,7 @@ class SearchInput(serializers.Serializer):
     preset = serializers.CharField(required=False, allow_blank=True, default="")
     config = serializers.JSONField(required=False, default=dict, help_text="The method's settings (JSON Schema from /api/methods/); override the preset.")
     seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
-    gpu_budget_bytes = serializers.IntegerField(min_value=1)
+    gpu_budget_bytes = serializers.IntegerField(min_value=1, max_value=MAX_BUDGET_BYTES)
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
 
@@ -63,7 +66,7 @@ class RetrainInput(serializers.Serializer):
     preset = serializers.CharField(required=False, allow_blank=True, default="")
     config = serializers.JSONField(required=False, default=dict)
     seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
-    gpu_budget_bytes = serializers.IntegerField(min_value=1)
+    gpu_budget_bytes = serializers.IntegerField(min_value=1, max_value=MAX_BUDGET_BYTES)
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
 
@@ -76,8 +79,12 @@ class CloneInput(serializers.Serializer):
     preset = serializers.CharField(required=False, allow_blank=True, default="")
     config = serializers.JSONField(required=False, default=None, allow_null=True)
     seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
-    gpu_budget_bytes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    gpu_budget_bytes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=MAX_BUDGET_BYTES)
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class RunUpdateInput(serializers.Serializer):
+    name = serializers.CharField(allow_blank=True, max_length=200, help_text="Blank: the run's default name.")
 
 
 class EstimateInput(serializers.Serializer):
@@ -86,7 +93,7 @@ class EstimateInput(serializers.Serializer):
     preset = serializers.CharField(required=False, allow_blank=True, default="")
     config = serializers.JSONField(required=False, default=dict)
     seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
-    gpu_budget_bytes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    gpu_budget_bytes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=MAX_BUDGET_BYTES)
     run = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Retrain: the search run whose architecture is retrained.")
     genotype = serializers.JSONField(required=False, default=None, allow_null=True)
 
@@ -174,6 +181,13 @@ class RunDetailApi(APIView):
     def get(self, request, pk):
         return Response(RunOutput(selectors.run_get(user=request.user, pk=pk)).data)
 
+    @extend_schema(request=RunUpdateInput, responses=RunOutput)
+    def patch(self, request, pk):
+        """Rename the run (the only field a user edits after launch)."""
+        run = selectors.run_get(user=request.user, pk=pk)
+        data = _valid(RunUpdateInput, request.data)
+        return Response(RunOutput(services.run_rename(actor=request.user, run=run, name=data["name"])).data)
+
     @extend_schema(responses={204: None})
     def delete(self, request, pk):
         """Delete a finished run with its events and files (not while it runs or has a model)."""
@@ -187,6 +201,15 @@ class RunCancelApi(APIView):
     def post(self, request, pk):
         """Ask the run to stop (cooperative: it stops after its current step and keeps a checkpoint)."""
         run = services.run_cancel(actor=request.user, run=selectors.run_get(user=request.user, pk=pk))
+        return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["runs"])
+class RunResumeApi(APIView):
+    @extend_schema(request=None, responses={202: RunOutput})
+    def post(self, request, pk):
+        """Queue a cancelled run again: it resumes from its last checkpoint."""
+        run = services.run_resume(actor=request.user, run=selectors.run_get(user=request.user, pk=pk))
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -255,6 +278,7 @@ class DatasetRetrainApi(APIView):
 
 
 @extend_schema(tags=["runs"])
+@method_decorator(gzip_page, name="dispatch")  # a replay is mostly repeated keys: gzip cuts it ~10x
 class RunEventsApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)], responses=OpenApiTypes.OBJECT)
     def get(self, request, pk):

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from webapp.common.jobs import Job, status_field
-from webapp.common.status import IllegalTransition  # noqa: F401 (re-exported)
+from webapp.common.status import IllegalTransition  # (re-exported)
 from webapp.datasets.models import Dataset
 
 
@@ -88,6 +88,32 @@ class Run(Job):
             self.claim_token = ""  # a finished run belongs to no worker
             fields.append("claim_token")
         return fields
+
+    def reopen_for_resume(self) -> list[str]:
+        """Queue a cancelled run again so a worker resumes it from its checkpoint.
+
+        ``cancelled`` stays final for everything else (delete, the claim guard, the list): this
+        is the one way out of it, taken only by ``services.run_resume``. ``attempts`` is set to
+        one when the run was ever started, so the runtime treats the next claim as a *later*
+        attempt of this run, which resumes from the checkpoint in the run's own folder
+        (``runtime.start_point``) and gets the full ``MAX_ATTEMPTS`` again: the user asked for
+        it, no worker was lost. Returns the fields it set (not saved).
+        """
+        if self.status != self.Status.CANCELLED:
+            raise IllegalTransition(f"Only a cancelled run can be resumed; this one is {self.status}.")
+        from django.utils import timezone
+
+        self.status = self.Status.QUEUED
+        self.status_changed_at = timezone.now()
+        self.finished_at = None
+        self.cancel_requested = False
+        self.error = ""
+        self.claim_token = ""
+        self.requeued_at = None
+        if self.attempts:
+            self.attempts = 1
+        return ["status", "status_changed_at", "finished_at", "cancel_requested", "error", "claim_token",
+                "requeued_at", "attempts"]
 
     @property
     def out_dir(self) -> Path:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="detail"),
     path("runs/<int:pk>/clone/", views.run_clone, name="clone"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
+    path("runs/<int:pk>/resume/", views.run_resume, name="resume"),
     path("runs/<int:pk>/delete/", views.run_delete, name="delete"),
     path("runs/<int:pk>/retrain/", views.run_retrain, name="retrain"),
     path("runs/<int:pk>/architecture/", views.run_architecture, name="architecture"),

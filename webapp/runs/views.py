@@ -70,9 +70,20 @@ def _launch_context(request, dataset, *, kind, run=None, source=None):
         retrain_method = engine.retrain_method(genotype)
         if retrain_method:
             catalogue_url += "?" + urlencode({"method": retrain_method})
+    from webapp.common import workers
+
+    connected = workers.connected_workers()
+    gpu_up = workers.gpu_worker_up(connected)
     return {
         "dataset": dataset, "project": dataset.project, "kind": kind, "clone_of": run, "source": src,
         "launch": {
+            # The preset that suits the connected workers: with no CUDA worker up, the method's
+            # smallest CPU-suitable preset (``cpu`` where the method has one, else ``tiny``);
+            # with one, the method's own default. Searches preselect DiNTS (the method the
+            # README and the researcher loop lead with), not the alphabetically first C2FNAS.
+            "workers": {"gpu_worker_up": gpu_up, "connected": workers.gpu_queue_workers(connected)},
+            "preferred_presets": [] if gpu_up else ["cpu", "tiny"],
+            "default_method": "dints" if "dints" in engine.method_names() else (engine.method_names() or [""])[0],
             "kind": kind, "dataset": dataset.pk, "project": dataset.project_id,
             "catalogue_url": catalogue_url, "retrain_method": retrain_method,
             "defaults_url": reverse("api:dataset-run-defaults", kwargs={"pk": dataset.pk}),
@@ -147,6 +158,20 @@ def run_cancel(request, pk):
 
 @login_required
 @require_POST
+def run_resume(request, pk):
+    run = selectors.run_get(user=request.user, pk=pk)
+    try:
+        services.run_resume(actor=request.user, run=run)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, "Resumed: the run is queued and continues from its last checkpoint.")
+    return redirect("runs:detail", pk=run.pk)
+
+
+@login_required
+@require_POST
 def run_delete(request, pk):
     run = selectors.run_get(user=request.user, pk=pk)
     project_pk = run.project_id
@@ -204,7 +229,7 @@ def run_genotype_download(request, pk):
 class GenotypeUploadForm(forms.Form):
     genotype_file = forms.FileField(label="Architecture (genotype JSON)")
     preset = forms.ChoiceField(choices=[], initial="tiny")
-    gpu_budget_gb = forms.FloatField(label="GPU memory budget (GB)", min_value=0.001, initial=8)
+    gpu_budget_gb = forms.FloatField(label="GPU memory budget (GB)", min_value=0.001, max_value=1e9, initial=8)
     seed = forms.IntegerField(min_value=0, initial=0, required=False)
     name = forms.CharField(max_length=200, required=False)
 
