@@ -1,9 +1,12 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-Run with ``daphne webapp.asgi:application`` (or ``manage.py runserver``, which uses daphne).
-Static files are served by the same process when ``SERVE_STATIC`` is on (the default), so the
-embedded set-up needs no other web server and no CDN. Request bodies over the upload cap are
-refused before Django copies them to disk (``RequestBodyLimit``).
+Run with ``uvicorn webapp.asgi:application`` (scripts/run-demo, docker/web.sh and the tests
+do): uvicorn hands request bodies to the application as they arrive, with flow control, where
+daphne held whole multipart bodies in memory several times over (issue 14, F1). ``manage.py
+runserver`` still uses daphne, for development. Static files are served by the same process
+when ``SERVE_STATIC`` is on (the default), so the embedded set-up needs no other web server and
+no CDN. Request bodies over their route's cap are refused before Django copies them to disk
+(``webapp.common.bodylimit.RequestBodyLimit``).
 """
 import os
 
@@ -17,14 +20,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from webapp.common.uploads import RequestBodyLimit  # noqa: E402
+from webapp.common.bodylimit import RequestBodyLimit  # noqa: E402
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 
 http_app = django_asgi_app
 if settings.SERVE_STATIC:
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from webapp.common.staticfiles import SafeASGIStaticFilesHandler
 
-    http_app = ASGIStaticFilesHandler(django_asgi_app)
+    http_app = SafeASGIStaticFilesHandler(django_asgi_app)
 
 application = ProtocolTypeRouter(
     {

@@ -2,21 +2,18 @@
 
 The request body is capped at ``VOXELSEARCH["MAX_UPLOAD_BYTES"]`` twice:
 
-* ``RequestBodyLimit`` (ASGI): Django's ASGI handler copies the whole body to a temporary file
-  before any view runs, so a body over the cap is answered 413 here, from its Content-Length
-  before a byte is read, or (chunked, without a length) as soon as it passes the cap;
+* ``webapp.common.bodylimit.RequestBodyLimit`` (ASGI, in front of Django): Django's ASGI handler
+  copies the whole body to a temporary file before any view runs, so a body over its route's
+  cap is answered 413 there, from its Content-Length before a byte is read, or (chunked,
+  without a length) as soon as it passes the cap;
 * ``CappedTemporaryFileUploadHandler`` (any server, WSGI included): Django's
   ``TemporaryFileUploadHandler`` plus the same cap while the multipart body is parsed.
 """
-import json
-
-from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
-from django.template.defaultfilters import filesizeformat
 
+from .bodylimit import max_upload_bytes
 
-def max_upload_bytes() -> int:
-    return int(settings.VOXELSEARCH["MAX_UPLOAD_BYTES"])
+__all__ = ["CappedTemporaryFileUploadHandler", "max_upload_bytes", "upload_too_large"]
 
 
 class CappedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
@@ -45,49 +42,3 @@ def upload_too_large(request) -> bool:
     except ValueError:
         length = 0
     return length > max_upload_bytes() or getattr(request, "upload_too_large", False)
-
-
-class RequestBodyLimit:
-    """ASGI middleware: answer 413 to an HTTP request whose body is over the upload cap."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        limit = max_upload_bytes()
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            return await _too_large(send, limit)
-        received = 0
-        refused = False
-
-        async def capped_receive():
-            nonlocal received, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    # The app stops reading at the disconnect and sends nothing (Django raises
-                    # RequestAborted); the client gets the 413.
-                    refused = True
-                    await _too_large(send, limit)
-                    return {"type": "http.disconnect"}
-            return message
-
-        return await self.app(scope, capped_receive, send)
-
-
-async def _too_large(send, limit: int) -> None:
-    body = json.dumps({"detail": f"The upload is larger than the limit of {filesizeformat(limit)}."}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
