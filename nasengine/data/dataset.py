@@ -52,8 +52,12 @@ class DatasetSpec:
         channel_names: one name per image channel, e.g. ``["CT"]`` or ``["FLAIR", "T1w"]``.
         modality: ``"CT"`` when every channel is CT, the single channel's name otherwise, or
             ``"multi-channel"`` for mixed channels.
-        cases: the labelled training cases.
-        test_images: unlabelled images listed in ``dataset.json`` (``test``), if any.
+        cases: the labelled training cases (the only cases training and validation use).
+        test_images: the images of the ``test`` list of ``dataset.json``, if any.
+        test_cases: the same test split as cases: ``label`` is set when the entry gave one
+            (``{"image": ..., "label": ...}``), ``None`` for MSD's plain ``"./imagesTs/x.nii.gz"``.
+            Never used for training or validation; for held-out evaluation.
+        missing_test: test entries listed but not found (only with ``missing_test="skip"``).
         root: the dataset folder (``None`` for pairs).
     """
 
@@ -63,6 +67,8 @@ class DatasetSpec:
     modality: str
     cases: list[Case]
     test_images: list[Path] = field(default_factory=list)
+    test_cases: list[Case] = field(default_factory=list)
+    missing_test: list[str] = field(default_factory=list)
     root: Path | None = None
 
     @property
@@ -92,6 +98,10 @@ class DatasetSpec:
                 for c in self.cases
             ],
             "test_images": [str(p) for p in self.test_images],
+            "test_cases": [
+                {"case_id": c.case_id, "image": str(c.image), "label": str(c.label) if c.label else None}
+                for c in self.test_cases
+            ],
             "root": str(self.root) if self.root else None,
         }
 
@@ -169,9 +179,9 @@ def _channel_names(description: Mapping, source: Path) -> list[str]:
     raise DataError(source, f"cannot read the channel names from {channels!r}")
 
 
-def _resolve_inside(root: Path, relative: str, source: Path, what: str) -> Path:
+def _resolve_inside(root: Path, relative: str, source: Path, what: str, listing: str = "training") -> Path:
     if not isinstance(relative, str) or not relative.strip():
-        raise DataError(source, f"a {what} entry in 'training' is empty or not a path")
+        raise DataError(source, f"a {what} entry in '{listing}' is empty or not a path")
     candidate = (root / relative).resolve()
     if not candidate.is_relative_to(root.resolve()):
         raise DataError(source, f"{what} path {relative!r} points outside the dataset folder")
@@ -180,14 +190,19 @@ def _resolve_inside(root: Path, relative: str, source: Path, what: str) -> Path:
     return candidate
 
 
-def load_dataset(root: str | Path) -> DatasetSpec:
+def load_dataset(root: str | Path, *, missing_test: str = "error") -> DatasetSpec:
     """Read an MSD-layout dataset folder.
 
     Args:
         root: folder holding ``dataset.json``, ``imagesTr/``, ``labelsTr/`` (``imagesTs/`` optional).
+        missing_test: what a ``test`` entry whose image is absent does: ``"error"`` raises,
+            ``"skip"`` leaves it out and lists it in ``spec.missing_test`` (MSD publishes
+            ``dataset.json`` listing test images that are not shipped with every copy).
 
     Returns:
-        DatasetSpec with one Case per ``training`` entry (in the listed order).
+        DatasetSpec with one Case per ``training`` entry (in the listed order), and the ``test``
+        entries (strings ``"./imagesTs/x.nii.gz"`` or ``{"image": ..., "label": ...}``) as
+        ``test_cases`` / ``test_images``, kept apart from the training cases.
 
     Raises:
         DataError: missing or malformed ``dataset.json``, listed files missing, paths leaving the
@@ -222,17 +237,36 @@ def load_dataset(root: str | Path) -> DatasetSpec:
             raise DataError(source, f"case {case_id!r} is listed twice in 'training'")
         seen.add(case_id)
         cases.append(Case(case_id=case_id, image=image, label=label))
-    test_images: list[Path] = []
-    for entry in description.get("test", []) or []:
+    test_cases: list[Case] = []
+    missing: list[str] = []
+    test_entries = description.get("test", []) or []
+    if not isinstance(test_entries, list):
+        raise DataError(source, "'test' must be a list of image paths or {\"image\": ...} entries")
+    for entry in test_entries:
         relative = entry.get("image") if isinstance(entry, Mapping) else entry
-        test_images.append(_resolve_inside(root, relative, source, "test image"))
+        label_relative = entry.get("label") if isinstance(entry, Mapping) else None
+        try:
+            image = _resolve_inside(root, relative, source, "test image", "test")
+        except DataError as error:
+            if missing_test != "skip" or error.path == source:  # only absent files are skipped
+                raise
+            missing.append(str(relative))
+            continue
+        label = _resolve_inside(root, label_relative, source, "test label", "test") if label_relative else None
+        case_id = case_id_from_path(image)
+        if case_id in seen:
+            raise DataError(source, f"case {case_id!r} is listed twice (in 'training' or 'test')")
+        seen.add(case_id)
+        test_cases.append(Case(case_id=case_id, image=image, label=label))
     return DatasetSpec(
         name=str(description.get("name") or root.name),
         labels=labels,
         channel_names=channel_names,
         modality=modality_from_channels(channel_names),
         cases=cases,
-        test_images=test_images,
+        test_images=[c.image for c in test_cases],
+        test_cases=test_cases,
+        missing_test=missing,
         root=root,
     )
 

@@ -17,6 +17,7 @@ import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import nibabel as nib
 import numpy as np
@@ -217,6 +218,217 @@ def read_nifti(
     data = data.reshape(info.spatial_shape + (info.n_channels,))
     data = np.ascontiguousarray(np.moveaxis(data, -1, 0))
     return NiftiVolume(data=data, info=info)
+
+
+class DecompressedStream:
+    """Sequential reader of a ``.nii`` / ``.nii.gz`` file's (decompressed) bytes in bounded memory.
+
+    Nothing is read ahead beyond one compressed chunk, and ``read(n)`` never holds more than
+    ``n`` decompressed bytes, so a small file that inflates to gigabytes costs only what is
+    asked for. Multi-member gzip files (bgzip) and zero padding after the last member (as
+    Python's gzip accepts) are read; any other bytes after the compressed data are an error.
+
+    Attributes:
+        compressed_bytes_read: bytes read from the file so far (for tests and benchmarks).
+        position: decompressed bytes handed out so far.
+
+    Errors: ``EOFError`` when the compressed data ends early, ``zlib.error`` for corrupt data,
+    ``ValueError`` for non-gzip bytes after the compressed data.
+    """
+
+    CHUNK = 1 << 16
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.compressed = self.path.name.lower().endswith(".gz")
+        self._file: BinaryIO = open(self.path, "rb")
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if self.compressed else None
+        self._tail = b""  # compressed bytes given to the inflater but not yet consumed
+        self._finished = False
+        self.compressed_bytes_read = 0
+        self.position = 0
+
+    def __enter__(self) -> DecompressedStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _read_file(self, n: int) -> bytes:
+        data = self._file.read(n)
+        self.compressed_bytes_read += len(data)
+        return data
+
+    def _next_member(self, rest: bytes) -> bool:
+        """After a gzip member: start the next one; False at the (zero-padded) end of the file."""
+        while True:
+            rest = rest.lstrip(b"\0")
+            if rest:
+                break
+            rest = self._read_file(self.CHUNK)
+            if not rest:
+                return False
+        while len(rest) < 2:
+            more = self._read_file(self.CHUNK)
+            if not more:
+                break
+            rest += more
+        if not rest.startswith(_GZIP_MAGIC):
+            raise ValueError("the file holds bytes after its compressed data")
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._tail = rest
+        return True
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes (fewer only at the end of the data)."""
+        if n <= 0 or self._finished:
+            return b""
+        if not self.compressed:
+            data = self._read_file(n)
+            self.position += len(data)
+            return data
+        out = bytearray()
+        while len(out) < n:
+            inflater = self._inflater
+            if inflater.eof:
+                if not self._next_member(inflater.unused_data + self._tail):
+                    self._finished = True
+                    break
+                continue
+            if not self._tail:
+                self._tail = self._read_file(self.CHUNK)
+                if not self._tail:
+                    raise EOFError("the compressed data ends before its end marker")
+            out += inflater.decompress(self._tail, n - len(out))
+            self._tail = inflater.unconsumed_tail
+        self.position += len(out)
+        return bytes(out)
+
+    def skip(self, n: int) -> int:
+        """Discard ``n`` bytes in bounded chunks (seek for uncompressed files); return how many."""
+        if not self.compressed:
+            size = self.path.stat().st_size
+            target = min(self._file.tell() + max(n, 0), size)
+            skipped = target - self._file.tell()
+            self._file.seek(target)
+            self.position += skipped
+            return skipped
+        skipped = 0
+        while skipped < n:
+            chunk = self.read(min(n - skipped, 1 << 20))
+            if not chunk:
+                break
+            skipped += len(chunk)
+        return skipped
+
+
+@dataclass
+class LabelMap:
+    """A label map read as integers (see :func:`read_label_map`).
+
+    Attributes:
+        data: ``[X, Y, Z]`` ``uint8`` (``uint16`` when values above 255 may be stored).
+        counts: value -> voxel count, for the values present that fit ``data``'s type.
+        non_integer: up to 10 example values that are not whole numbers (NaN/Inf included).
+        out_of_range: up to 10 example whole values that are negative or too large to store.
+    """
+
+    data: np.ndarray
+    counts: dict[int, int]
+    non_integer: list[float]
+    out_of_range: list[int]
+
+
+def read_label_map(
+    path: str | Path,
+    *,
+    header,
+    vox_offset: int,
+    shape: tuple[int, ...],
+    max_value: int = 255,
+    slab_bytes: int = 4 << 20,
+) -> LabelMap:
+    """Read a 3D label map as integers, slab by slab, never as a whole float64 volume.
+
+    nibabel hands a float (or scaled) label map out as float64: 8 bytes per voxel before it is
+    rounded, and another copy to make it integer. Here the voxel data is streamed in z-slabs of
+    about ``slab_bytes``, scaled and checked per slab, and written into one ``uint8`` array
+    (``uint16`` when ``max_value`` > 255): the peak is the output plus one slab.
+
+    Args:
+        path: the ``.nii`` / ``.nii.gz`` file (its header already checked).
+        header: its parsed ``Nifti1Header`` / ``Nifti2Header`` (dtype, byte order, scaling).
+        vox_offset: where the voxel data starts.
+        shape: the stored shape; every axis after the third must be 1.
+        max_value: the largest label value declared (picks the output type).
+        slab_bytes: on-disk bytes read per slab.
+
+    Returns:
+        LabelMap; values that are not whole numbers or do not fit are stored as 0 and listed.
+
+    Raises:
+        DataError: truncated or corrupt data, a label map that is not 3D or not numeric.
+    """
+    path = Path(path)
+    if len(shape) < 3 or any(n != 1 for n in shape[3:]):
+        raise DataError(path, f"a label map must be a 3D volume, but it has shape {tuple(shape)}")
+    x, y, z = (int(n) for n in shape[:3])
+    dtype = header.get_data_dtype()
+    if dtype.fields is not None or dtype.kind not in "iubf":
+        raise DataError(path, f"label data type {dtype} is not an integer type")
+    slope, inter = header.get_slope_inter()
+    slope = 1.0 if slope is None or not np.isfinite(slope) or slope == 0 else float(slope)
+    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
+    scaled = (slope, inter) != (1.0, 0.0)
+    out_dtype = np.uint8 if max_value <= 255 else np.uint16
+    top = int(np.iinfo(out_dtype).max)
+    out = np.empty((x, y, z), dtype=out_dtype, order="F")  # z-slabs are contiguous in F order
+    counts = np.zeros(top + 1, dtype=np.int64)
+    non_integer: set[float] = set()
+    out_of_range: set[int] = set()
+    plane = x * y * dtype.itemsize
+    dz = max(1, slab_bytes // max(plane, 1))
+    try:
+        with DecompressedStream(path) as stream:
+            if stream.skip(vox_offset) != vox_offset:
+                raise EOFError("the file ends inside its header")
+            for z0 in range(0, z, dz):
+                z1 = min(z, z0 + dz)
+                raw = stream.read(plane * (z1 - z0))
+                if len(raw) != plane * (z1 - z0):
+                    raise EOFError("the voxel data ends early")
+                slab = np.frombuffer(raw, dtype=dtype).reshape((x, y, z1 - z0), order="F")
+                if scaled:
+                    slab = slab * slope + inter
+                if slab.dtype.kind == "f":
+                    rounded = np.rint(slab)
+                    wrong = ~np.isfinite(slab) | (rounded != slab)
+                    if wrong.any():
+                        if len(non_integer) < 10:
+                            non_integer.update(np.unique(slab[wrong])[:10].tolist())
+                        rounded[wrong] = 0
+                    slab = rounded
+                outside = (slab < 0) | (slab > top)
+                if outside.any():
+                    if len(out_of_range) < 10:
+                        out_of_range.update(int(v) for v in np.unique(slab[outside])[:10].tolist())
+                    slab = np.where(outside, 0, slab)
+                part = slab.astype(out_dtype, copy=False)
+                out[:, :, z0:z1] = part
+                counts += np.bincount(part.ravel(order="F"), minlength=counts.size)
+                del raw, slab, part
+    except (EOFError, zlib.error, ValueError) as exc:
+        raise DataError(path, f"the file is truncated or corrupt; reading its voxel data failed ({exc})") from exc
+    # The zeros stored for bad voxels are not background voxels.
+    return LabelMap(
+        data=out,
+        counts={int(v): int(counts[v]) for v in np.flatnonzero(counts)},
+        non_integer=sorted(non_integer, key=lambda v: (not np.isfinite(v), v))[:10],
+        out_of_range=sorted(out_of_range)[:10],
+    )
 
 
 def write_nifti(array_xyz: np.ndarray, affine: np.ndarray, path: str | Path) -> Path:
