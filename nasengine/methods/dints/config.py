@@ -85,4 +85,28 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 12,
         "amp": False,
     },
+    # 2 CPU cores, ~15 min of search (issue 12 item 6). A 4-layer, 3-level lattice at 8
+    # filters and 32^3 patches; 200 weight-only steps, then 400 search steps with a larger
+    # architecture rate than the paper's (0.03 vs 0.008): a short search must move the
+    # weights visibly off uniform (the run's architecture events report their entropy).
+    # Retrain it with the shared retraining preset "cpu" (nnU-Net recipe, ~15 min).
+    "cpu": {
+        "num_layers": 4,
+        "num_depths": 3,
+        "stem_filters": 8,
+        "patch_size": [32, 32, 32],
+        "batch_size": 2,
+        "warmup_steps": 20,
+        "weight_only_steps": 180,
+        "search_steps": 400,
+        "lr_start": 0.01,
+        "lr_peak": 0.05,
+        "lr_milestones": [400],
+        "arch_lr": 0.03,
+        "retrain_batch_size": 2,
+        "snapshot_every": 20,
+        "validate_every": 200,
+        "checkpoint_every": 100,
+        "amp": False,
+    },
 }
