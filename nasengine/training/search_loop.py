@@ -51,6 +51,31 @@ RAMPS = ("constant", "linear")
 DEFAULT_TERM = "*"
 
 
+def arch_entropy(network: nn.Module) -> dict[str, float] | None:
+    """Mean normalised entropy (0: decided, 1: uniform) of the architecture weights.
+
+    ``network.arch_entropy()`` when the network defines it; otherwise, for a lattice supernet
+    (DiNTS) with ``edge_logits`` (sigmoid, one Bernoulli per edge) and ``op_logits``
+    (softmax over ops per edge), ``{"edge": mean binary entropy / ln 2, "op": mean softmax
+    entropy / ln N}``; None for networks with neither. Shows whether a search moved its
+    architecture off the uniform start (issue 12: a short search that leaves the weights
+    uniform decodes an arbitrary network).
+    """
+    own = getattr(network, "arch_entropy", None)
+    if callable(own):
+        return own()
+    edge, op = getattr(network, "edge_logits", None), getattr(network, "op_logits", None)
+    if not isinstance(edge, torch.Tensor) or not isinstance(op, torch.Tensor):
+        return None
+    with torch.no_grad():
+        p = torch.sigmoid(edge.detach().double()).clamp(1e-12, 1 - 1e-12)
+        h_edge = -(p * p.log() + (1 - p) * (1 - p).log()) / torch.log(torch.tensor(2.0))
+        q = torch.softmax(op.detach().double(), dim=-1).clamp_min(1e-12)
+        n = op.shape[-1]
+        h_op = -(q * q.log()).sum(-1) / max(torch.log(torch.tensor(float(n))).item(), 1e-12)
+    return {"edge": round(float(h_edge.mean()), 6), "op": round(float(h_op.mean()), 6)}
+
+
 @runtime_checkable
 class SearchableNetwork(Protocol):
     """What the loop needs from a supernet (an ``nn.Module``)."""
@@ -309,7 +334,9 @@ def run_bilevel_search(network: nn.Module, *, train1: Iterator[dict[str, torch.T
                  n_weight_parameters=sum(p.numel() for p in run.weights),
                  n_arch_parameters=sum(p.numel() for p in run.arch)) \
             and run.resumed_from is None:
-        run.emit(ARCHITECTURE, step=0, genotype=compact_genotype(network.snapshot()))
+        run.emit(ARCHITECTURE, step=0, genotype=compact_genotype(network.snapshot()),
+                 **_entropy_field(network))
+    initial_entropy = arch_entropy(network) if run.resumed_from is None else None
 
     while run.step < total:
         run.stop_if_cancelled(cancel)
@@ -329,7 +356,8 @@ def run_bilevel_search(network: nn.Module, *, train1: Iterator[dict[str, torch.T
         run.emit_step(phase=phase, losses=losses, lrs=lrs, metrics=metrics,
                       seconds=time.perf_counter() - started, reg_scales=scales)
         if schedule.snapshot_every and run.step % schedule.snapshot_every == 0:
-            run.emit(ARCHITECTURE, step=run.step, genotype=compact_genotype(network.snapshot()))
+            run.emit(ARCHITECTURE, step=run.step, genotype=compact_genotype(network.snapshot()),
+                     **_entropy_field(network))
         if schedule.validate_every and val_cases and (
                 run.step % schedule.validate_every == 0 or run.step == total):
             dice, mean = evaluate_dice(network, val_cases, roi_size=roi, device=device,
@@ -340,5 +368,13 @@ def run_bilevel_search(network: nn.Module, *, train1: Iterator[dict[str, torch.T
             run.save_checkpoint()
 
     genotype = network.decode()
-    run.end(finished=emit_finished, genotype=genotype)
+    final_entropy = arch_entropy(network)
+    extra = {} if final_entropy is None else {
+        "arch_entropy": {"initial": initial_entropy, "final": final_entropy}}
+    run.end(finished=emit_finished, genotype=genotype, **extra)
     return genotype
+
+
+def _entropy_field(network: nn.Module) -> dict[str, Any]:
+    entropy = arch_entropy(network)
+    return {} if entropy is None else {"arch_entropy": entropy}
