@@ -177,6 +177,10 @@ VOXELSEARCH = {
     "MAX_VOXELS_PER_VOLUME": env_int("VOXELSEARCH_MAX_VOXELS", 512 * 512 * 1024),
     # Largest number of cases in one dataset.
     "MAX_CASES": env_int("VOXELSEARCH_MAX_CASES", 2000),
+    # Largest estimated preprocessing memory of one case (image + label), from the headers.
+    "MAX_PREPROCESS_BYTES": env_int("VOXELSEARCH_MAX_PREPROCESS_MB", 6144) * MB,
+    # Deepest JSON nesting accepted (API bodies, dataset.json, label declarations).
+    "MAX_JSON_DEPTH": env_int("VOXELSEARCH_MAX_JSON_DEPTH", 64),
 }
 
 # --- Redis, Celery, Channels ------------------------------------------------------------------
@@ -236,7 +240,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "webapp.common.parsers.DepthLimitedJSONParser",  # JSON nested > MAX_JSON_DEPTH: 400, not 500
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
