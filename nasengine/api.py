@@ -32,6 +32,7 @@ GENOTYPE_FILE = "genotype.json"
 CHECKPOINT_DIR = "checkpoints"
 
 __all__ = ["list_methods", "make_demo_data", "estimate", "search", "retrain", "predict",
+           "evaluate", "decide_postprocessing", "make_ensemble",
            "retrain_schema", "make_retrain_config", "checkpoint_exists", "prepare_data",
            "PreparedData", "EVENTS_FILE", "GENOTYPE_FILE", "CHECKPOINT_DIR"]
 
@@ -358,12 +359,62 @@ def retrain(genotype: PathLike | Mapping[str, Any], data_dir: PathLike, out_dir:
 
 # ----------------------------------------------------------------------------- predict
 
-def predict(model_dir: PathLike, input_path: PathLike, output_path: PathLike, *,
-            sw_batch_size: int = 4, device: torch.device | str | None = None,
+def predict(model_dir: PathLike | list[PathLike], input_path: PathLike, output_path: PathLike, *,
+            sw_batch_size: int = 4, overlap: float = 0.5, mirror: bool = False,
+            postprocess: str = "auto", device: torch.device | str | None = None,
             progress: Any = None) -> Path:
-    """Segment one NIfTI volume with a model bundle; the output label NIfTI (uint8) has the
-    input's shape and affine. Returns ``output_path``."""
+    """Segment one NIfTI volume; the output label NIfTI (uint8) has the input's shape and
+    affine. Returns ``output_path``.
+
+    ``model_dir``: a model bundle, an ensemble folder (``make_ensemble``) or a list of bundles
+    (their softmax outputs are averaged). ``overlap``: share of each sliding window overlapping
+    the next (0.5); ``mirror``: mirroring test-time augmentation (8 flipped copies);
+    ``postprocess``: ``auto`` (the model's decision from ``decide_postprocessing``), ``none``
+    or ``lcc`` (largest connected component of every class).
+    """
     from nasengine.inference.predict import predict_volume
 
     return predict_volume(model_dir, input_path, output_path, sw_batch_size=sw_batch_size,
+                          overlap=overlap, mirror=mirror, postprocess=postprocess,
                           device=device, progress=progress)
+
+
+def evaluate(model_dir: PathLike | list[PathLike], data_dir: PathLike | None = None,
+             cases: list[Any] | None = None, *, overlap: float = 0.5, mirror: bool = False,
+             postprocess: str = "auto", tolerance_mm: float | None = None,
+             sw_batch_size: int = 4, device: torch.device | str | None = None,
+             progress: Any = None) -> dict[str, Any]:
+    """Score a model on held-out labelled cases (default: its test split) through the same
+    prediction ``predict`` makes, each in its input's own geometry: per case and class Dice,
+    95% Hausdorff distance (mm), normalised surface Dice (``tolerance_mm``, 1 mm by default)
+    and volume error, with a per-class summary. Returns a JSON-able report
+    (``nasengine.evaluation.report_csv`` turns it into CSV)."""
+    from nasengine.evaluation import DEFAULT_NSD_TOLERANCE_MM
+    from nasengine.evaluation import evaluate as _evaluate
+
+    return _evaluate(model_dir, data_dir, cases, overlap=overlap, mirror=mirror,
+                     postprocess=postprocess,
+                     tolerance_mm=DEFAULT_NSD_TOLERANCE_MM if tolerance_mm is None else tolerance_mm,
+                     sw_batch_size=sw_batch_size, device=device, progress=progress)
+
+
+def decide_postprocessing(model_dir: PathLike, data_dir: PathLike | None = None, *,
+                          overlap: float = 0.5, mirror: bool = False,
+                          device: torch.device | str | None = None,
+                          progress: Any = None) -> dict[str, Any]:
+    """Decide on the model's validation cases, per class, whether keeping the largest
+    connected component improves Dice (nnU-Net's rule); store it in the model folder's
+    ``postprocessing.json`` and return it."""
+    from nasengine.inference.decide import decide_postprocessing as _decide
+
+    return _decide(model_dir, data_dir, overlap=overlap, mirror=mirror, device=device,
+                   progress=progress)
+
+
+def make_ensemble(out_dir: PathLike, model_dirs: list[PathLike], *,
+                  folds: list[int] | None = None) -> Path:
+    """Write an ensemble folder naming ``model_dirs`` (e.g. the fold models of one
+    architecture); ``predict`` and ``evaluate`` accept it like one model."""
+    from nasengine.inference.ensemble import write_ensemble
+
+    return write_ensemble(out_dir, model_dirs, folds=folds)
