@@ -7,7 +7,11 @@
                                  [--resume]
     python -m nasengine retrain  --genotype FILE --data DIR --out DIR [--method M] [--preset tiny]
                                  [--resume]
-    python -m nasengine predict  --model DIR --input FILE --output FILE
+    python -m nasengine predict  --model DIR [--model DIR ...] --input FILE --output FILE
+                                 [--overlap 0.5] [--mirror] [--postprocess auto|none|lcc]
+    python -m nasengine evaluate --model DIR [--data DIR] [--csv FILE] [--json FILE]
+    python -m nasengine postprocess --model DIR [--data DIR]   (decide LCC on validation)
+    python -m nasengine ensemble --out DIR --model DIR --model DIR ...
 
 User errors (bad data, settings, architecture or model files) print one line and exit 2.
 Ctrl-C during search/retrain cancels cooperatively: a checkpoint is written and
@@ -143,6 +147,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace):
+    return args.model[0] if len(args.model) == 1 else list(args.model)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from nasengine import api
 
@@ -150,9 +158,65 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr)
 
-    path = api.predict(args.model, args.input, args.output, sw_batch_size=args.sw_batch_size,
+    path = api.predict(_models(args), args.input, args.output, sw_batch_size=args.sw_batch_size,
+                       overlap=args.overlap, mirror=args.mirror, postprocess=args.postprocess,
                        device=args.device, progress=False if args.quiet else say)
     print(f"segmentation written to {path}")
+    return 0
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from nasengine import api
+    from nasengine.evaluation import write_report_csv
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr)
+
+    report = api.evaluate(_models(args), args.data, overlap=args.overlap, mirror=args.mirror,
+                          postprocess=args.postprocess, tolerance_mm=args.tolerance,
+                          sw_batch_size=args.sw_batch_size, device=args.device, progress=say)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.csv:
+        write_report_csv(report, args.csv)
+    tol = report["settings"]["nsd_tolerance_mm"]
+    print(f"{len(report['cases'])} test case(s), each in its own geometry; surface Dice at "
+          f"{tol:g} mm")
+    print(f"{'class':<16}{'Dice mean':>10}{'sd':>8}{'median':>8}{'HD95 mm':>10}"
+          f"{'NSD':>8}{'vol err %':>11}")
+    for name in report["classes"]:
+        row = report["summary"][name]
+        print(f"{name[:15]:<16}{_fmt(row['dice']['mean']):>10}{_fmt(row['dice']['sd']):>8}"
+              f"{_fmt(row['dice']['median']):>8}{_fmt(row['hd95_mm']['mean'], 2):>10}"
+              f"{_fmt(row['nsd']['mean']):>8}{_fmt(row['volume_error_pct']['mean'], 1):>11}")
+    print(f"mean Dice over classes: {_fmt(report['mean_dice'])}")
+    return 0
+
+
+def cmd_postprocess(args: argparse.Namespace) -> int:
+    from nasengine import api
+
+    doc = api.decide_postprocessing(args.model, args.data, device=args.device,
+                                    progress=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    cases = doc.get("decided_on", {}).get("cases", [])
+    for value, row in doc.get("per_class", {}).items():
+        print(f"{row['name']:<16} Dice {_fmt(row['dice_before'])} -> {_fmt(row['dice_after'])} "
+              f"with the largest component only: {'keep it' if row['keep'] else 'no'}")
+    print(f"decided on {len(cases)} validation case(s); written to "
+          f"{Path(args.model) / 'postprocessing.json'}")
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from nasengine import api
+
+    path = api.make_ensemble(args.out, list(args.model))
+    print(f"ensemble of {len(args.model)} models written to {path}")
     return 0
 
 
@@ -219,14 +283,55 @@ def build_parser() -> argparse.ArgumentParser:
     run_control(p)
     p.set_defaults(func=cmd_retrain)
 
-    p = sub.add_parser("predict", help="segment a NIfTI volume with a model")
-    p.add_argument("--model", required=True, metavar="DIR")
+    def inference(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sw-batch-size", type=int, default=4,
+                       help="sliding-window patches per forward pass (default 4)")
+        p.add_argument("--overlap", type=float, default=0.5,
+                       help="share of each window that overlaps the next, 0 to below 1 "
+                            "(default 0.5)")
+        p.add_argument("--mirror", action="store_true",
+                       help="test-time augmentation: also segment the 7 mirrored copies and "
+                            "average (8x slower)")
+        p.add_argument("--postprocess", choices=("auto", "none", "lcc"), default="auto",
+                       help="keep only the largest connected region per class: auto (as the "
+                            "model decided on its validation cases), none, or lcc (every "
+                            "class); default auto")
+
+    p = sub.add_parser("predict", help="segment a NIfTI volume with a model (or an ensemble)")
+    p.add_argument("--model", required=True, metavar="DIR", action="append",
+                   help="model folder or ensemble folder; give it several times to average "
+                        "several models")
     p.add_argument("--input", required=True, metavar="FILE")
     p.add_argument("--output", required=True, metavar="FILE")
-    p.add_argument("--sw-batch-size", type=int, default=4,
-                   help="sliding-window patches per forward pass (default 4)")
+    inference(p)
     common(p, data=False)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a model on its held-out test cases, each in "
+                                        "its own geometry")
+    p.add_argument("--model", required=True, metavar="DIR", action="append")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="dataset folder (default: the one the model was trained on)")
+    p.add_argument("--tolerance", type=float, default=None, metavar="MM",
+                   help="surface Dice tolerance in mm (default 1)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write the case table as CSV")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the whole report")
+    inference(p)
+    common(p, data=False)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("postprocess", help="decide the largest-component cleanup on the "
+                                           "model's validation cases")
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="dataset folder (default: the one the model was trained on)")
+    common(p, data=False)
+    p.set_defaults(func=cmd_postprocess)
+
+    p = sub.add_parser("ensemble", help="make an ensemble folder from several models (folds)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--model", required=True, metavar="DIR", action="append")
+    p.set_defaults(func=cmd_ensemble)
     return parser
 
 
