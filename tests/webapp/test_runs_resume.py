@@ -142,3 +142,113 @@ def test_orphans_are_requeued_once_per_stale_period(make_user, make_project, set
     assert run_requeue_orphans(stale_only=True) == []  # one re-sent job per stale period
     sent.clear()
     assert run_requeue_orphans() == [alive.pk] and sent == [(alive.pk, 61.0)]  # worker start: check later
+
+
+# --------------------------------------------------------------------------- checkpoint ownership
+# (issue 13 item 7): a later attempt loads only checkpoints the ownership record vouches for.
+
+def _later_attempt(make_user, make_project):
+    from webapp.datasets.models import Dataset
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    dataset = Dataset.objects.create(project=project, name="D", source="files")
+    run = make_run(project, dataset, status="running")
+    Run.objects.filter(pk=run.pk).update(attempts=2)
+    return Run.objects.get(pk=run.pk)
+
+
+def _write_checkpoint(run, token="t1", attempt=1):
+    """A real checkpoint of stage ``main`` and the record its attempt wrote (the sink sees the
+    engine's checkpoint event)."""
+    from nasengine.training import checkpoint as ckpt
+    from webapp.runs.runtime import CheckpointOwnership, checkpoint_dir
+
+    path = ckpt.save(ckpt.stage_path(checkpoint_dir(run)), {"step": 4, "reporter_seq": 9})
+    writer = Run.objects.get(pk=run.pk)
+    writer.attempts = attempt
+    CheckpointOwnership(writer, token)({"seq": 10, "type": "checkpoint", "step": 4, "path": str(path)})
+    return path
+
+
+def test_placeholder_bytes_at_the_checkpoint_path_are_moved_aside_not_loaded(make_user, make_project, caplog):
+    """The issue's case: another test left placeholder bytes at runs/<x>/checkpoints/checkpoint.pt
+    and no record of this run: the attempt starts from scratch and the file is kept aside."""
+    from webapp.runs.runtime import FOREIGN_DIR, checkpoint_dir, start_point
+
+    run = _later_attempt(make_user, make_project)
+    placeholder = checkpoint_dir(run) / "checkpoint.pt"
+    placeholder.parent.mkdir(parents=True)
+    placeholder.write_bytes(b"not part of the bundle")
+    with caplog.at_level("WARNING", logger="webapp.runs.runtime"):
+        start = start_point(run)
+    assert (start.resume, start.restart) == (False, True)
+    assert not placeholder.exists()
+    aside = list((run.out_dir / FOREIGN_DIR).iterdir())
+    assert len(aside) == 1 and aside[0].read_bytes() == b"not part of the bundle"
+    assert "no ownership record names this run" in caplog.text
+
+
+def test_a_checkpoint_the_record_vouches_for_is_resumed(make_user, make_project):
+    from webapp.runs.runtime import read_ownership, start_point
+
+    run = _later_attempt(make_user, make_project)
+    path = _write_checkpoint(run)
+    record = read_ownership(run)
+    assert record["run_id"] == run.pk and record["storage_key"] == str(run.storage_key)
+    assert record["attempt"] == 1 and record["claim_token"] == "t1" and "checkpoint.pt" in record["files"]
+    start = start_point(run)
+    assert (start.resume, start.restart) == (True, False) and path.exists()
+
+
+@pytest.mark.parametrize("tamper", ["bytes", "other_run", "other_folder", "same_attempt", "no_record"])
+def test_a_checkpoint_not_vouched_for_is_not_loaded(make_user, make_project, tamper):
+    import json
+
+    from webapp.runs.runtime import FOREIGN_DIR, OWNERSHIP_FILE, start_point
+
+    run = _later_attempt(make_user, make_project)
+    path = _write_checkpoint(run, attempt=2 if tamper == "same_attempt" else 1)
+    record_path = run.out_dir / OWNERSHIP_FILE
+    record = json.loads(record_path.read_text())
+    if tamper == "bytes":
+        path.write_bytes(b"placeholder")  # same name, other bytes
+    elif tamper == "other_run":
+        record["run_id"] = run.pk + 1000
+    elif tamper == "other_folder":
+        record["storage_key"] = "00000000-0000-0000-0000-000000000000"
+    elif tamper == "no_record":
+        record_path.unlink()
+    if tamper != "no_record":
+        record_path.write_text(json.dumps(record))
+    start = start_point(run)
+    assert (start.resume, start.restart) == (False, True)
+    assert not path.exists() and len(list((run.out_dir / FOREIGN_DIR).iterdir())) == 1
+
+
+def test_a_later_attempt_with_placeholder_bytes_at_its_checkpoint_runs_from_scratch(
+        make_user, make_project, tmp_path):
+    """End to end in this process: a run on its second attempt whose checkpoint path holds
+    placeholder bytes (what failed with "Weights only load failed") succeeds from scratch."""
+    from webapp.runs import services
+    from webapp.runs.runtime import FOREIGN_DIR, checkpoint_dir, run_execute
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    dataset = make_demo_dataset(project, owner, tmp_path)
+    run = services.run_create_search(actor=owner, dataset=dataset, method=WORKHORSE_METHOD, preset="tiny",
+                                     config=TINY, gpu_budget_bytes=8 * GB)
+    # as if an earlier attempt had died before writing anything of its own
+    Run.objects.filter(pk=run.pk).update(attempts=1, status="running",
+                                         heartbeat_at=timezone.now() - timedelta(hours=1))
+    run = Run.objects.get(pk=run.pk)
+    placeholder = checkpoint_dir(run) / "checkpoint.pt"
+    placeholder.parent.mkdir(parents=True, exist_ok=True)
+    placeholder.write_bytes(b"not part of the bundle")
+    assert run_execute(run_id=run.pk, worker="here@test") == "done"
+    done = Run.objects.get(pk=run.pk)
+    assert done.status == "succeeded", done.error
+    assert done.attempts == 2
+    assert [p.read_bytes() for p in (done.out_dir / FOREIGN_DIR).iterdir()] == [b"not part of the bundle"]
+    starts = list(RunEvent.objects.filter(run=done, type="run_started").values_list("payload", flat=True))
+    assert starts and starts[0].get("resumed_from_step") is None

@@ -8,10 +8,23 @@ finds the run claimed with a fresh heartbeat and leaves it alone, or claimed wit
 heartbeat (the worker died) and takes it over, resuming from the run's last checkpoint.
 
 A run resumes only from files it wrote itself: its folder is its own (``Run.storage_key``),
-a first attempt clears anything found there, and only a later attempt may resume.
+a first attempt clears anything found there, and only a later attempt may resume, and only
+from checkpoints the run's *ownership record* vouches for (``CheckpointOwnership``): after
+each ``checkpoint`` event the record ``checkpoint-ownership.json`` (run id, folder key, the
+attempt and claim token that wrote it, and each checkpoint file's SHA-256) is rewritten next to
+the checkpoints. A later attempt loads a checkpoint only when the record names this run (id and
+folder key as the database has them), was written by an earlier attempt of it, and the file's
+digest matches; anything else (a file another run or a test left there, placeholder bytes, a
+torn file) is moved aside into ``checkpoints-foreign/`` with a logged note, never loaded.
+
+A C2FNAS search (``candidates.DISTRIBUTED_METHODS``) is not executed in the worker that claims
+it: the runtime starts its distributed search (``candidates.start_run_search``) and returns;
+the candidate executor's tasks carry the run to its end.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -29,7 +42,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from . import engine
+from . import candidates, engine
 from .events import LostClaim, RunEventSink, run_changed
 from .models import Run
 
@@ -168,23 +181,106 @@ def checkpoint_dir(run: Run) -> Path:
     return run.out_dir / CHECKPOINT_DIR
 
 
+#: The ownership record of a run's checkpoints, in the run's folder (not among the stages).
+OWNERSHIP_FILE = "checkpoint-ownership.json"
+#: Where checkpoints the record does not vouch for are moved (kept for a person to look at).
+FOREIGN_DIR = "checkpoints-foreign"
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def read_ownership(run: Run) -> dict | None:
+    """The run folder's ownership record, or None (missing or unreadable)."""
+    try:
+        doc = json.loads((run.out_dir / OWNERSHIP_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _names_this_run(doc: dict | None, run: Run) -> bool:
+    return (isinstance(doc, dict) and doc.get("run_id") == run.pk
+            and doc.get("storage_key") == str(run.storage_key))
+
+
+class CheckpointOwnership:
+    """Reporter sink of an attempt: after each ``checkpoint`` event, records that the file is
+    this run's (see the module docstring). It sits before the database sink, so the record is
+    written as soon as the engine has replaced the file.
+
+    Entries of stages an earlier attempt of this run wrote are kept (a later stage may resume
+    while an earlier one stays complete); the record's ``attempt`` is the one writing now.
+    """
+
+    def __init__(self, run: Run, token: str):
+        self.path = run.out_dir / OWNERSHIP_FILE
+        previous = read_ownership(run)
+        files = dict(previous.get("files") or {}) if _names_this_run(previous, run) else {}
+        self.doc = {"run_id": run.pk, "storage_key": str(run.storage_key), "attempt": run.attempts,
+                    "claim_token": token, "files": files}
+
+    def __call__(self, event: dict) -> None:
+        if event.get("type") != "checkpoint" or not event.get("path"):
+            return
+        file = Path(event["path"])
+        if not file.is_file():
+            return
+        self.doc["files"][file.name] = {"sha256": _digest(file), "size": file.stat().st_size,
+                                        "attempt": self.doc["attempt"], "seq": event.get("seq")}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.doc), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def vouched_checkpoints(run: Run) -> list[Path]:
+    """Keep the stage checkpoints the ownership record vouches for (this run by id and folder
+    key, an earlier attempt, the same SHA-256); move every other one into ``FOREIGN_DIR`` with
+    a logged note. Returns the files kept."""
+    from nasengine.training.checkpoint import stage_files
+
+    doc = read_ownership(run)
+    owned = _names_this_run(doc, run) and int(doc.get("attempt") or 0) < run.attempts
+    entries = (doc.get("files") or {}) if owned else {}
+    kept = []
+    for file in stage_files(checkpoint_dir(run)):
+        entry = entries.get(file.name) if isinstance(entries, dict) else None
+        if isinstance(entry, dict) and entry.get("size") == file.stat().st_size and entry.get("sha256") == _digest(file):
+            kept.append(file)
+            continue
+        why = ("no ownership record names this run" if not owned else
+               "the ownership record does not list it" if not isinstance(entry, dict) else
+               "its bytes differ from those the run wrote")
+        aside = run.out_dir / FOREIGN_DIR / f"{file.name}.{int(time.time() * 1000)}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(file, aside)
+        log.warning("Run %s, attempt %s: checkpoint %s is not loaded (%s); moved to %s",
+                    run.pk, run.attempts, file, why, aside)
+    return kept
+
+
 def start_point(run: Run) -> StartPoint:
     """Decide how this attempt (``run.attempts``, already counted) starts, and prepare the folder.
 
     A first attempt never resumes: anything already in the run's folder was written by
     something else (a folder restored from a backup, or left by a run whose id the database
-    reused), so it is removed. A later attempt resumes when the engine finds a checkpoint of
-    any stage there (``checkpoint_exists``), else it restarts from scratch.
+    reused), so it is removed. A later attempt resumes when a checkpoint of any stage the
+    ownership record vouches for is there (``vouched_checkpoints``; the others are moved
+    aside), else it restarts from scratch.
     """
-    from nasengine.training.checkpoint import checkpoint_exists
-
     out = run.out_dir
     if run.attempts <= 1:
         if out.exists() and any(out.iterdir()):
             log.warning("Run %s: its folder %s holds files it did not write; they are removed", run.pk, out)
             shutil.rmtree(out)
         return StartPoint(resume=False, restart=False)
-    resume = checkpoint_exists(checkpoint_dir(run))
+    resume = bool(vouched_checkpoints(run))
     return StartPoint(resume=resume, restart=not resume)
 
 
@@ -225,7 +321,8 @@ def _lost(exc: BaseException) -> bool:
 def run_execute(*, run_id: int, worker: str = "") -> str:
     """Run the search or retraining of ``run_id`` in this process (the Celery task calls this).
 
-    Returns what happened: "done", "busy" (another live worker holds it), "skipped", "lost".
+    Returns what happened: "done", "busy" (another live worker holds it), "skipped", "lost",
+    or "delegated" (a C2FNAS search handed to the candidate executor's tasks).
     """
     from nasengine import api
     from nasengine.config import ConfigError
@@ -242,6 +339,8 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
         finish(run.pk, token, Status.FAILED, error="The run's dataset was deleted.")
         return "done"
     run_changed(run)
+    if run.kind == Run.Kind.SEARCH and run.method in candidates.DISTRIBUTED_METHODS:
+        return _delegate(run, token)
     out = run.out_dir
     start = start_point(run)
     heartbeat = Heartbeat(run.pk, token)
@@ -249,7 +348,7 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
     # Only a resume may drop stored events (the engine rewinds to its checkpoint); a restart
     # drops those of the attempt that died before its first checkpoint (done just below).
     sink = RunEventSink(run.pk, token, may_rewind=start.resume or start.restart)
-    reporter = Reporter([sink])
+    reporter = Reporter([CheckpointOwnership(run, token), sink])
     cancel = CallableCancelToken(CancelCheck(run.pk, token, heartbeat))
     log.info("Run %s (%s) starts on %s, attempt %s%s", run.pk, run.kind, run.worker, run.attempts,
              ", resuming" if start.resume else (", restarting from scratch" if start.restart else ""))
@@ -285,6 +384,28 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
         heartbeat.stop()
         close_old_connections()
     return "done"
+
+
+def _delegate(run: Run, token: str) -> str:
+    """Start (or pick up) a C2FNAS run's distributed search and return; the run stays
+    ``running`` under this claim, its heartbeat kept by the search's events and steps."""
+    from nasengine.config import ConfigError
+    from nasengine.data import DataError
+
+    if run.attempts <= 1:
+        start_point(run)  # a first attempt clears what it did not write
+    try:
+        how = candidates.start_run_search(run)
+    except (ConfigError, DataError) as exc:
+        finish(run.pk, token, Status.FAILED, error=_one_line(exc))
+        return "done"
+    except Exception as exc:
+        log.exception("Run %s: could not start its distributed search", run.pk)
+        finish(run.pk, token, Status.FAILED, error=f"Internal error: {_one_line(exc)} (details in the worker's log).")
+        return "done"
+    log.info("Run %s (%s) %s its distributed search from %s, attempt %s", run.pk, run.method, how,
+             run.worker, run.attempts)
+    return "delegated"
 
 
 # --------------------------------------------------------------------------------- orphans

@@ -19,6 +19,11 @@ Folder layout: ``settings.json`` (data folder, preset, overrides, workers, stale
 
 Every stream is rewound to the newest checkpoint of its own stages before anything is emitted,
 so a killed step repeats its events once and never twice.
+
+``sinks`` (optional, on each step): ``sinks(stream) -> [sink, ...]`` adds reporter sinks to a
+stream, ``"search"`` for the orchestration's and the candidate's stage name for each candidate's
+(the web app stores every stream's events as events of its run). The added sinks see the rewind
+too, so they can drop what the stream drops.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +48,12 @@ from nasengine.training import checkpoint as ckpt
 from .search import CandidateTrainer, CoarseStage, SearchContext, finish_search
 
 __all__ = ["SearchFolder", "start", "advance", "run_candidate", "finish", "spec_to_dict",
-           "spec_from_dict"]
+           "spec_from_dict", "training_candidates", "ORCHESTRATION_STREAM", "SinkFactory"]
+
+#: The stream name ``sinks`` gets for the orchestration's own events.
+ORCHESTRATION_STREAM = "search"
+#: ``sinks(stream) -> list of reporter sinks`` (see the module docstring).
+SinkFactory = Callable[[str], list]
 
 
 def spec_to_dict(spec: CandidateSpec) -> dict[str, Any]:
@@ -98,13 +109,16 @@ class SearchFolder:
 
 def start(root: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, preset: str = "tiny",
           overrides: dict[str, Any] | None = None, workers: int = 1,
-          stale_seconds: float = 120.0, device: str | None = None) -> SearchFolder:
+          stale_seconds: float = 120.0, device: str | None = None,
+          meta: dict[str, Any] | None = None) -> SearchFolder:
     """Write the settings of a new search into ``root`` (``advance`` starts it). ``device``
-    None: each worker picks its own (CUDA when present)."""
+    None: each worker picks its own (CUDA when present). ``meta``: JSON-able notes of the
+    caller kept in the settings (the web app's run id and folder key)."""
     folder = SearchFolder(Path(root))
     _write_json(folder.root / "settings.json", {
         "data_dir": str(data_dir), "preset": preset, "overrides": dict(overrides or {}),
-        "workers": int(workers), "stale_seconds": float(stale_seconds), "device": device})
+        "workers": int(workers), "stale_seconds": float(stale_seconds), "device": device,
+        "meta": dict(meta or {})})
     return folder
 
 
@@ -132,10 +146,10 @@ def _channels(data_dir: str) -> _Channels:
     return _Channels(len(spec.channel_names), len(spec.labels))
 
 
-def _stream(path: Path, checkpoint_dir: Path) -> Reporter:
-    """A reporter on ``path`` rewound to the newest checkpoint in ``checkpoint_dir`` (0 when
-    none: a first attempt's partial events are dropped)."""
-    reporter = Reporter([JsonLinesSink(path)])
+def _stream(path: Path, checkpoint_dir: Path, extra: list | tuple = ()) -> Reporter:
+    """A reporter on ``path`` (and the ``extra`` sinks) rewound to the newest checkpoint in
+    ``checkpoint_dir`` (0 when none: a first attempt's partial events are dropped)."""
+    reporter = Reporter([JsonLinesSink(path), *extra])
     reporter.rewind(ckpt.latest_reporter_seq(checkpoint_dir) or 0)
     return reporter
 
@@ -159,14 +173,23 @@ def _heartbeat_age(folder: SearchFolder, stage: str) -> float | None:
     return time.time() - beat.stat().st_mtime if beat.exists() else None
 
 
-def advance(root: str | os.PathLike[str], submit) -> str:
+def training_candidates(root: str | os.PathLike[str]) -> list[str]:
+    """Stages of the candidates a live process is training right now (their lock is held)."""
+    base = Path(root) / "candidates"
+    if not base.is_dir():
+        return []
+    return sorted(d.name for d in base.iterdir() if d.is_dir() and _held(d / "lock"))
+
+
+def advance(root: str | os.PathLike[str], submit, sinks: SinkFactory | None = None) -> str:
     """One orchestration step (see the module docstring). ``submit(spec_dict)`` sends a
     candidate to a worker queue; it must not wait for it."""
     folder = SearchFolder(Path(root))
     with folder.locked():
         settings = folder.settings
         config = _config(settings)
-        reporter = _stream(folder.root / "events.jsonl", folder.checkpoints)
+        reporter = _stream(folder.root / "events.jsonl", folder.checkpoints,
+                           sinks(ORCHESTRATION_STREAM) if sinks else ())
         try:
             ctx = SearchContext(data=_channels(settings["data_dir"]), config=config,
                                 reporter=reporter, checkpoint_dir=folder.checkpoints,
@@ -244,7 +267,8 @@ def _search_data(data_dir: str, config, device: torch.device):
                       label_names=prepared.label_names, device=device, factory=factory)
 
 
-def run_candidate(root: str | os.PathLike[str], spec_doc: dict[str, Any], worker: str) -> str:
+def run_candidate(root: str | os.PathLike[str], spec_doc: dict[str, Any], worker: str,
+                  sinks: SinkFactory | None = None) -> str:
     """Train one candidate here (see the module docstring). Returns ``"done"`` (result
     written), ``"known"`` (it existed), ``"busy"`` (a live worker has it) or ``"cancelled"``."""
     folder = SearchFolder(Path(root))
@@ -266,16 +290,18 @@ def run_candidate(root: str | os.PathLike[str], spec_doc: dict[str, Any], worker
             return "known"
         (cand_dir / "owner").write_text(worker)
         (cand_dir / "heartbeat").touch()
-        return _train_candidate(folder, spec, settings, cand_dir, result_path, worker)
+        return _train_candidate(folder, spec, settings, cand_dir, result_path, worker,
+                                sinks(spec.stage) if sinks else ())
 
 
 def _train_candidate(folder: SearchFolder, spec: CandidateSpec, settings: dict[str, Any],
-                     cand_dir: Path, result_path: Path, worker: str) -> str:
+                     cand_dir: Path, result_path: Path, worker: str, extra: list | tuple = ()
+                     ) -> str:
     from nasengine.events import Cancelled
 
     config = _config(settings)
     device = select_device(settings.get("device"))
-    reporter = _stream(cand_dir / "events.jsonl", cand_dir / "checkpoints")
+    reporter = _stream(cand_dir / "events.jsonl", cand_dir / "checkpoints", extra)
     reporter.add_sink(_HeartbeatSink(cand_dir / "heartbeat"))
     started = time.time()
     try:
@@ -292,24 +318,38 @@ def _train_candidate(folder: SearchFolder, spec: CandidateSpec, settings: dict[s
                                      error=f"{type(exc).__name__}: {exc}")
     finally:
         reporter.close()
-    details = {**dict(result.details), "worker": worker, "started": started,
-               "ended": time.time()}
+    # the queue's name of the worker (e.g. "gpu1@host") when given, else the trainer's own
+    # host:pid; an empty name never hides the one the trainer recorded
+    details = {**dict(result.details), "worker": worker or result.details.get("worker", ""),
+               "started": started, "ended": time.time()}
     _write_json(result_path, {**dataclasses.asdict(result), "details": details})
     return "done"
 
 
-def finish(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """The fine (and scaling) stage on this worker, then ``genotype.json``; idempotent."""
+def finish(root: str | os.PathLike[str], sinks: SinkFactory | None = None) -> dict[str, Any] | None:
+    """The fine (and scaling) stage on this worker, then ``genotype.json``; idempotent.
+    Returns the genotype, or None when another live process is finishing this search."""
+    folder = SearchFolder(Path(root))
+    folder.root.mkdir(parents=True, exist_ok=True)
+    with open(folder.root / "finish.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # a live worker runs the fine stage (a re-sent finish message)
+        return _finish(folder, sinks)
+
+
+def _finish(folder: SearchFolder, sinks: SinkFactory | None) -> dict[str, Any]:
     from nasengine.genotype import dump, load, validate
 
-    folder = SearchFolder(Path(root))
     out = folder.root / "genotype.json"
     if out.exists():
         return load(out)
     settings = folder.settings
     config = _config(settings)
     device = select_device(settings.get("device"))
-    reporter = _stream(folder.root / "events.jsonl", folder.checkpoints)
+    reporter = _stream(folder.root / "events.jsonl", folder.checkpoints,
+                       sinks(ORCHESTRATION_STREAM) if sinks else ())
     try:
         ctx = SearchContext(data=_search_data(settings["data_dir"], config, device),
                             config=config, reporter=reporter, checkpoint_dir=folder.checkpoints,
