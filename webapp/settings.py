@@ -211,6 +211,7 @@ CELERY_TASK_ROUTES = {
     "webapp.runs.tasks.*": {"queue": "gpu"},
     "webapp.models.tasks.*": {"queue": "gpu"},
     "webapp.predictions.tasks.*": {"queue": "gpu"},
+    "webapp.evaluations.tasks.*": {"queue": "gpu"},  # test-split evaluation (issue 12)
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
