@@ -29,9 +29,15 @@ class ProblemOutput(serializers.Serializer):
     problem = serializers.CharField()
 
 
+class NoteOutput(serializers.Serializer):
+    file = serializers.CharField()
+    note = serializers.CharField()
+
+
 class DatasetOutput(serializers.ModelSerializer):
     project = serializers.IntegerField(source="project_id", read_only=True)
     problems = ProblemOutput(many=True, read_only=True)
+    notes = NoteOutput(many=True, read_only=True)
     url = serializers.SerializerMethodField()
     cases_url = serializers.SerializerMethodField()
 
@@ -39,7 +45,7 @@ class DatasetOutput(serializers.ModelSerializer):
         model = Dataset
         fields = [
             "id", "project", "name", "description", "status", "source", "labels", "channel_names",
-            "modality", "num_cases", "size_bytes", "upload_bytes", "problems", "fingerprint",
+            "modality", "num_cases", "num_test_cases", "size_bytes", "upload_bytes", "problems", "notes", "fingerprint",
             "created_at", "updated_at", "status_changed_at", "url", "cases_url",
         ]
 
@@ -56,7 +62,7 @@ class CaseOutput(serializers.ModelSerializer):
     class Meta:
         model = Case
         fields = [
-            "id", "index", "case_id", "shape", "n_channels", "spacing", "dtype", "label_values",
+            "id", "index", "case_id", "split", "shape", "n_channels", "spacing", "dtype", "label_values",
             "size_bytes", "original_image_name", "original_label_name", "preview_url",
         ]
 

@@ -50,10 +50,16 @@ class Dataset(StatusMachine, models.Model):
     fingerprint = models.JSONField(null=True, blank=True)
     #: Why the import failed: [{"file": "case1.nii.gz", "problem": "..."}].
     problems = models.JSONField(default=list, blank=True)
+    #: What the import noticed but accepted: [{"file": "...", "note": "..."}], e.g. test images
+    #: that dataset.json lists but the archive lacks (as MSD publishes its datasets).
+    notes = models.JSONField(default=list, blank=True)
     upload_names = models.JSONField(default=list, blank=True)
     upload_bytes = models.BigIntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
+    #: Training cases (what search and retraining use, split into train/validation).
     num_cases = models.PositiveIntegerField(default=0)
+    #: Held-out test cases (``Case.split == "test"``): never used for training or validation.
+    num_test_cases = models.PositiveIntegerField(default=0)
     #: How many times an import job started on this dataset (a redelivered job counts again).
     import_attempts = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(
@@ -108,14 +114,24 @@ class Dataset(StatusMachine, models.Model):
 
 
 class Case(models.Model):
-    """One image/label pair of a ready dataset, stored under generated names."""
+    """One image/label pair of a ready dataset, stored under generated names.
+
+    ``split`` is ``train`` (``imagesTr/``: search and retraining split these into training and
+    validation) or ``test`` (``imagesTs/``: held out, for evaluation only; the label map may be
+    absent, as MSD ships its test images without labels).
+    """
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "Training"
+        TEST = "test", "Test"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="cases")
     case_id = models.CharField(max_length=200)
     index = models.PositiveIntegerField()
-    #: Paths relative to MEDIA_ROOT.
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    #: Paths relative to MEDIA_ROOT ("" label_path: a test case without a label map).
     image_path = models.CharField(max_length=500)
-    label_path = models.CharField(max_length=500)
+    label_path = models.CharField(max_length=500, blank=True)
     preview_path = models.CharField(max_length=500, blank=True)
     original_image_name = models.CharField(max_length=255, blank=True)
     original_label_name = models.CharField(max_length=255, blank=True)

@@ -28,8 +28,10 @@ def dataset_get_or_none(*, user, pk) -> Dataset | None:
         return None
 
 
-def case_list(*, dataset: Dataset) -> QuerySet[Case]:
-    return dataset.cases.order_by("index")
+def case_list(*, dataset: Dataset, split: str | None = None) -> QuerySet[Case]:
+    """The dataset's cases by index; ``split`` ``"train"`` or ``"test"`` keeps one split."""
+    qs = dataset.cases.order_by("index")
+    return qs.filter(split=split) if split else qs
 
 
 def case_get(*, user, dataset_pk, pk) -> Case:

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from nasengine.data.checks import DEFAULT_MAX_MEMORY_BYTES
 from webapp.common.tasks import enqueue_on_commit
 from webapp.projects.access import require_write
 
@@ -42,6 +43,7 @@ def import_limits() -> ImportLimits:
         ),
         max_voxels=caps["MAX_VOXELS_PER_VOLUME"],
         max_cases=caps["MAX_CASES"],
+        max_memory_bytes=caps.get("MAX_PREPROCESS_BYTES", DEFAULT_MAX_MEMORY_BYTES),
     )
 
 
@@ -151,12 +153,13 @@ def dataset_upload(
 
 
 def _queue_import(dataset_id: int) -> None:
-    """Send the import job once the dataset row is committed. If the queue cannot be reached the
-    dataset becomes invalid with a clear reason rather than waiting forever."""
+    """Send the import job once the dataset row is committed. A broker outage leaves it
+    ``uploaded`` for the queue sweep; a job message that cannot be sent at all makes the dataset
+    invalid with a clear reason rather than waiting forever."""
     from .tasks import import_dataset
 
-    unreachable = problem(None, "The import could not be queued because the task queue (Redis) is not reachable. Upload again later.")
-    enqueue_on_commit(import_dataset, dataset_id, on_error=lambda: _fail(dataset_id, [unreachable]))
+    unsendable = problem(None, "The import could not be queued (the job could not be sent to the task queue). Upload again later.")
+    enqueue_on_commit(import_dataset, dataset_id, on_error=lambda: _fail(dataset_id, [unsendable]))
 
 
 def dataset_import_folder(*, project, actor, folder: Path, name: str = "", description: str = "", queue: bool = True) -> Dataset:
@@ -268,8 +271,9 @@ def dataset_import(*, dataset_id: int) -> Dataset | None:
                     dataset=dataset,
                     case_id=c.case_id,
                     index=c.index,
+                    split=c.split,
                     image_path=str((dataset.msd_dir / c.image_rel).relative_to(media)),
-                    label_path=str((dataset.msd_dir / c.label_rel).relative_to(media)),
+                    label_path=str((dataset.msd_dir / c.label_rel).relative_to(media)) if c.label_rel else "",
                     preview_path=str((dataset.preview_dir / c.preview_name).relative_to(media)),
                     original_image_name=c.original_image_name[:255],
                     original_label_name=c.original_label_name[:255],
@@ -286,11 +290,14 @@ def dataset_import(*, dataset_id: int) -> Dataset | None:
             dataset.channel_names = result.channel_names
             dataset.modality = result.modality
             dataset.fingerprint = result.fingerprint
-            dataset.num_cases = len(result.cases)
+            dataset.num_cases = sum(1 for c in result.cases if c.split == "train")
+            dataset.num_test_cases = sum(1 for c in result.cases if c.split == "test")
             dataset.size_bytes = result.size_bytes
             dataset.problems = []
+            dataset.notes = result.notes
             dataset.save(
-                update_fields=["labels", "channel_names", "modality", "fingerprint", "num_cases", "size_bytes", "problems"]
+                update_fields=["labels", "channel_names", "modality", "fingerprint", "num_cases", "num_test_cases",
+                               "size_bytes", "problems", "notes"]
             )
             dataset.transition(Status.READY)
     except Exception:

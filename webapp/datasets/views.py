@@ -64,7 +64,8 @@ def dataset_detail(request, pk):
             "dataset": dataset,
             "project": dataset.project,
             "can_write": role in WRITE_ROLES,
-            "cases": selectors.case_list(dataset=dataset),
+            "cases": selectors.case_list(dataset=dataset, split="train"),
+            "test_cases": selectors.case_list(dataset=dataset, split="test"),
             "fingerprint": fingerprint,
             "class_fractions": [
                 (value, name, (fingerprint.get("class_voxel_fractions") or {}).get(str(value)))

@@ -103,6 +103,17 @@ class InferOutput(serializers.Serializer):
     predictions = PredictionOutput(many=True)
 
 
+def _values(data, key: str) -> list[str]:
+    """Every value of ``key``: a multipart/form body is a QueryDict (``getlist``); a request
+    without a body (or a content type the parsers leave empty) gives a plain dict."""
+    if hasattr(data, "getlist"):
+        return [str(v) for v in data.getlist(key)]
+    value = data.get(key) if isinstance(data, dict) else None
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
 @extend_schema(tags=["predictions"])
 class ModelInferApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
@@ -114,9 +125,9 @@ class ModelInferApi(APIView):
         files = request.FILES.getlist("files") + request.FILES.getlist("file")  # streamed to temp files
         if upload_too_large(request):
             raise PayloadTooLarge()
-        cases = [selectors.case_get_for_model(model=model, pk=c) for c in request.data.getlist("cases")]
+        cases = [selectors.case_get_for_model(model=model, pk=c) for c in _values(request.data, "cases")]
         created = services.prediction_create(model=model, actor=request.user, files=files, cases=cases,
-                                             attention=request.data.getlist("attention"))
+                                             attention=_values(request.data, "attention"))
         return Response({"predictions": PredictionOutput(created, many=True).data}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,10 +1,13 @@
 """Writes for predictions: create from uploads or dataset cases, run (Celery), delete.
 
-Uploaded volumes are checked in the request, in constant memory, with nasengine's checks:
-the header first (``inspect_nifti``: NIfTI at all, dimensionality, dtype, affine, the voxel cap;
-the channel count against the model), then the file is streamed once while its identifying
-header text is cleared (``clear_header_text``: a truncated or corrupt .nii.gz fails here) and
-once more to refuse bytes after the voxel data. A batch is all or nothing: one bad file and no
+Uploaded volumes are checked in the request, in constant memory, with nasengine's checks,
+cheapest first and before any copy is made: ``check_nifti_bytes`` (the same raw-byte check as
+the dataset import: header and extension sizes, pixdim, the voxel cap, the memory estimate,
+then one bounded streaming pass for truncation and trailing data, so a small .nii.gz hiding
+gigabytes after its voxels is refused after reading about its voxel data), then the header
+through nibabel (``inspect_nifti``: dimensionality, dtype, affine; the channel count against
+the model), and only then the one copy that clears the identifying header text
+(``clear_header_text``). A batch is all or nothing: one bad file and no
 prediction is created, nothing is kept. The worker reads the data with ``check_image`` (NaN,
 Inf) before it predicts. For a model with transformer ops (DAST) the worker also writes the
 attention maps of the ops asked for (all by default) beside the label map; for any other model
@@ -23,10 +26,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from nasengine.data.errors import DataError
+from nasengine.data.checks import DEFAULT_MAX_MEMORY_BYTES, check_nifti_bytes
+from nasengine.data.errors import DataError, scrub_paths
 from nasengine.data.io import clear_header_text, inspect_nifti
 from webapp.common.tasks import enqueue_on_commit
-from webapp.datasets.importing import check_header_size, check_no_trailing_data, nifti_stem
+from webapp.datasets.importing import MAX_HEADER_BYTES, nifti_stem
 from webapp.projects.access import require_write
 
 from .models import Prediction
@@ -85,10 +89,16 @@ def _display_name(name: str) -> str:
     return base[:255] or "volume"
 
 
+def _max_memory() -> int:
+    return int(settings.VOXELSEARCH.get("MAX_PREPROCESS_BYTES", DEFAULT_MAX_MEMORY_BYTES))
+
+
 def _check_upload(path: Path, display: str, n_channels: int) -> dict:
-    """Header-first checks of one uploaded file; returns its header facts or raises DataError."""
+    """Cheapest-first checks of one uploaded file, before any copy; returns its header facts or
+    raises DataError."""
+    check_nifti_bytes(path, max_voxels=_max_voxels(), max_header_bytes=MAX_HEADER_BYTES,
+                      max_memory_bytes=_max_memory(), role="image")
     info = inspect_nifti(path, max_voxels=_max_voxels())
-    check_header_size(path)
     if info.n_channels != n_channels:
         raise DataError(
             path,
@@ -167,7 +177,6 @@ def prediction_create(*, model, actor, files=(), cases=(), attention=()) -> list
             try:
                 facts = _check_upload(raw, display, n_channels)
                 _store_input(prediction, raw)
-                check_no_trailing_data(raw)
             except DataError as error:
                 raise ValidationError({"files": _problem_text(display, error)})
             raw.unlink(missing_ok=True)
@@ -266,13 +275,14 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
     except (DataError, BundleError) as error:
         partial.unlink(missing_ok=True)
         shutil.rmtree(attention_partial, ignore_errors=True)
-        text = f"{prediction.input_name}: {error.problem}" if isinstance(error, DataError) else f"The model cannot be used: {error}"
+        text = (f"{prediction.input_name}: {error.problem}" if isinstance(error, DataError)
+                else f"The model cannot be used: {scrub_paths(str(error))}")
         return _fail(prediction_id, text)
     except Exception as error:  # noqa: BLE001 - recorded on the prediction, logged with its trace
         partial.unlink(missing_ok=True)
         shutil.rmtree(attention_partial, ignore_errors=True)
         log.error("Prediction %s failed:\n%s", prediction_id, traceback.format_exc())
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = scrub_paths((str(error).strip().splitlines() or [type(error).__name__])[0])
         return _fail(prediction_id, f"The prediction failed: {type(error).__name__}: {first}")
     with transaction.atomic():
         prediction = Prediction.objects.select_for_update().get(pk=prediction_id)
