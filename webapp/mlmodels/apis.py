@@ -1,4 +1,5 @@
 """REST API for registered models."""
+from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -26,8 +27,16 @@ class ModelOutput(serializers.ModelSerializer):
         model = TrainedModel
         fields = [
             "id", "project", "name", "run", "dataset", "method", "label_names", "channel_names",
-            "val_dice", "mean_dice", "exports", "created", "url", "bundle_url", "network_url",
+            "val_dice", "mean_dice", "exports", "figures", "label_colours", "legend", "created", "url",
+            "bundle_url", "network_url",
         ]
+
+    legend = serializers.SerializerMethodField()
+
+    def get_legend(self, obj) -> list[dict]:
+        from webapp.common.colours import legend
+
+        return legend(obj.label_names, obj.label_colours)
 
     def get_url(self, obj) -> str:
         return reverse("mlmodels:detail", kwargs={"pk": obj.pk})
@@ -40,7 +49,9 @@ class ModelOutput(serializers.ModelSerializer):
 
 
 class ModelPatch(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, required=False)
+    #: {"<class value>": "#rrggbb"}; {} goes back to the default palette.
+    label_colours = serializers.DictField(child=serializers.CharField(max_length=7), required=False)
 
 
 @extend_schema(tags=["models"])
@@ -65,7 +76,14 @@ class ModelDetailApi(APIView):
         require_write(request.user, model.project)
         data = ModelPatch(data=request.data)
         data.is_valid(raise_exception=True)
-        model = services.model_rename(model=model, actor=request.user, name=data.validated_data["name"])
+        if not data.validated_data:
+            raise serializers.ValidationError({"name": "Send a name or label_colours to change."})
+        with transaction.atomic():  # both changes or neither
+            if "name" in data.validated_data:
+                model = services.model_rename(model=model, actor=request.user, name=data.validated_data["name"])
+            if "label_colours" in data.validated_data:
+                model = services.model_set_colours(model=model, actor=request.user,
+                                                   colours=data.validated_data["label_colours"])
         return Response(ModelOutput(model).data)
 
     @extend_schema(responses={204: None})

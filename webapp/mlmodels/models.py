@@ -25,6 +25,12 @@ class TrainedModel(models.Model):
     mean_dice = models.FloatField(null=True, blank=True)
     channel_names = models.JSONField(default=list)
     exports = models.JSONField(default=dict, blank=True)
+    #: The network's size at its training patch: {"parameters", "flops", "memory_bytes",
+    #: "patch_size"} (nasengine.genotype.derive_figures), filled when the model is registered.
+    figures = models.JSONField(default=dict, blank=True)
+    #: Per-class colours the researcher chose: {"1": "#e69f00", ...}; classes not listed keep
+    #: the default palette (webapp.common.colours).
+    label_colours = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

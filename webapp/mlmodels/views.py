@@ -3,8 +3,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
+from webapp.common.colours import legend
 from webapp.projects.access import role_of
 from webapp.projects.models import WRITE_ROLES
 
@@ -18,13 +19,38 @@ def model_list(request):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def model_detail(request, pk):
+    """The model page. POST ``action=rename`` (``name``) renames it; ``action=colours``
+    (``colour_<value>`` = ``#rrggbb`` per class) sets its label colours, ``action=colours-reset``
+    goes back to the default palette."""
     model = selectors.model_get(user=request.user, pk=pk)
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "rename":
+                services.model_rename(model=model, actor=request.user, name=request.POST.get("name", ""))
+                messages.success(request, f"The model is now called “{model.name}”.")
+            elif action == "colours":
+                colours = {key[len("colour_"):]: value for key, value in request.POST.items() if key.startswith("colour_")}
+                services.model_set_colours(model=model, actor=request.user, colours=colours)
+                messages.success(request, "The label colours were saved; the viewer and legends use them.")
+            elif action == "colours-reset":
+                services.model_set_colours(model=model, actor=request.user, colours={})
+                messages.success(request, "The label colours are back to the default (colour-blind-safe) palette.")
+            else:
+                messages.error(request, "Nothing to change: unknown action.")
+        except ValidationError as error:
+            for message in error.messages:
+                messages.error(request, message)
+        return redirect("mlmodels:detail", pk=model.pk)
     labels = sorted(((int(k), v) for k, v in (model.label_names or {}).items()))
     dice = [(value, name, (model.val_dice or {}).get(name)) for value, name in labels if value != 0]
     return render(request, "mlmodels/detail.html", {
         "model": model, "project": model.project, "dice": dice, "network_file": model.network_file,
         "files": selectors.bundle_files(model), "can_write": role_of(request.user, model.project) in WRITE_ROLES,
+        "figures": services.model_figures(model), "legend": legend(model.label_names, model.label_colours),
+        "method_title": services.method_title(model.method), "run": model.run,
     })
 
 
