@@ -1,0 +1,228 @@
+"""Writes for evaluations and controls.
+
+- ``evaluation_create(model)``: one queued evaluation per registered model (the post_save
+  signal calls it once the registration commits), sent to the ``gpu`` queue.
+- ``evaluation_run(evaluation_id)`` (the Celery task): decide the largest-component
+  post-processing on the model's validation cases (nnU-Net's rule; stored beside the bundle
+  so later predictions use it too), then segment each held-out test case through the same
+  prediction users get and score it in the input's own geometry.
+- ``evaluation_retry``: evaluate again (after a failure, or once test cases exist).
+- ``launch_controls(run, actor)``: the two control retrainings of a searched architecture.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from webapp.common.tasks import enqueue_on_commit
+from webapp.projects.access import require_write
+
+from .models import ControlSet, Evaluation
+
+log = logging.getLogger(__name__)
+
+Status = Evaluation.Status
+#: An evaluation delivered this often killed its worker each time (out of memory?): give up.
+MAX_ATTEMPTS = 3
+
+
+# --------------------------------------------------------------------------- evaluations
+
+def _queue(evaluation_id: int) -> None:
+    from .tasks import run_evaluation
+
+    enqueue_on_commit(run_evaluation, evaluation_id, on_error=lambda: _fail(
+        evaluation_id, "The evaluation could not be queued (the task queue did not take it)."))
+
+
+def evaluation_create(model) -> Evaluation:
+    """The model's evaluation, created queued and sent to a worker if it did not exist."""
+    with transaction.atomic():
+        evaluation, created = Evaluation.objects.get_or_create(
+            model=model, defaults={"project_id": model.project_id})
+        if created:
+            _queue(evaluation.pk)
+    return evaluation
+
+
+def evaluation_retry(*, actor, model) -> Evaluation:
+    """Evaluate a model again (its earlier result is replaced once the new one is done)."""
+    require_write(actor, model.project)
+    with transaction.atomic():
+        old = Evaluation.objects.select_for_update().filter(model=model).first()
+        if old is not None and not old.is_final:
+            raise ValidationError("The model is being evaluated already.")
+        if old is not None:
+            old.delete()
+        evaluation = Evaluation.objects.create(model=model, project_id=model.project_id, created_by=actor)
+        _queue(evaluation.pk)
+    return evaluation
+
+
+def _fail(evaluation_id: int, error: str, status: str = Status.FAILED) -> Evaluation | None:
+    with transaction.atomic():
+        evaluation = Evaluation.objects.select_for_update().filter(pk=evaluation_id).first()
+        if evaluation is None or evaluation.is_final:
+            return evaluation
+        evaluation.progress = ""
+        evaluation.save(update_fields=["progress"])
+        evaluation.transition(status, error=error[:4000])
+    return evaluation
+
+
+def _data_dir(model):
+    """The dataset folder as imported (MSD layout), else None: the engine falls back to the
+    folder the bundle records."""
+    dataset = model.dataset
+    if dataset is not None and dataset.msd_dir.is_dir():
+        return dataset.msd_dir
+    return None
+
+
+def model_figures(bundle_dir) -> dict:
+    """Parameters (counted on the loaded network) and FLOPs per patch (from the genotype,
+    when it has the figures) of a bundle."""
+    from nasengine.inference.bundle import load_network, read_bundle
+
+    bundle = read_bundle(bundle_dir)
+    network = load_network(bundle, "cpu")
+    figures = {"parameters": int(sum(p.numel() for p in network.parameters())), "flops": None,
+               "patch_size": list(bundle.plan.get("patch_size") or [])}
+    try:
+        from nasengine.genotype import derive_figures
+
+        figures["flops"] = derive_figures(bundle.genotype, bundle.plan["patch_size"]).get("flops")
+    except Exception:  # noqa: BLE001 - a network without genotype figures: FLOPs left unknown
+        pass
+    return figures
+
+
+def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
+    """Run an evaluation (the Celery task calls this). Safe to deliver twice (acks late): a
+    final evaluation is left alone; a running one whose worker died is run again."""
+    from nasengine import api
+    from nasengine.data.errors import DataError
+    from nasengine.evaluation.cases import data_dir_of, held_out_cases
+    from nasengine.inference.bundle import BundleError, read_bundle
+
+    with transaction.atomic():
+        evaluation = Evaluation.objects.select_for_update().select_related("model", "model__dataset").filter(
+            pk=evaluation_id).first()
+        if evaluation is None or evaluation.is_final:
+            return evaluation
+        evaluation.attempts += 1
+        evaluation.save(update_fields=["attempts"])
+        if evaluation.attempts > MAX_ATTEMPTS:
+            evaluation.transition(Status.FAILED, error=f"The evaluation stopped its worker {MAX_ATTEMPTS} times (out of memory?); it was given up.")
+            return evaluation
+        if evaluation.status == Status.QUEUED:
+            evaluation.transition(Status.RUNNING)
+    model = evaluation.model
+
+    def progress(message: str) -> None:
+        Evaluation.objects.filter(pk=evaluation_id).update(progress=str(message)[:300])
+
+    try:
+        bundle = read_bundle(model.bundle_path)
+        data_dir = _data_dir(model)
+        try:
+            cases = held_out_cases(bundle, data_dir_of(bundle, data_dir))
+        except DataError as error:
+            return _fail(evaluation_id, "The model's dataset has no labelled test cases, so there is nothing "
+                                        f"held out to score it on ({error.problem}).", Status.SKIPPED)
+        progress("deciding the largest-region clean-up on the validation cases")
+        decision = api.decide_postprocessing(model.bundle_path, data_dir, progress=progress)
+        report = api.evaluate(model.bundle_path, data_dir, cases, progress=progress)
+        report["model_figures"] = model_figures(model.bundle_path)
+    except (DataError, BundleError) as error:
+        text = str(error.problem) if isinstance(error, DataError) else str(error)
+        return _fail(evaluation_id, f"The evaluation could not use the model or its data: {text}")
+    except Exception as error:  # noqa: BLE001 - recorded on the evaluation, logged with its trace
+        log.error("Evaluation %s failed:\n%s", evaluation_id, traceback.format_exc())
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return _fail(evaluation_id, f"The evaluation failed: {type(error).__name__}: {first}")
+    with transaction.atomic():
+        evaluation = Evaluation.objects.select_for_update().get(pk=evaluation_id)
+        if evaluation.is_final:
+            return evaluation
+        evaluation.report = report
+        evaluation.n_cases = len(report.get("cases") or [])
+        evaluation.mean_dice = report.get("mean_dice")
+        evaluation.postprocessing = decision
+        evaluation.progress = ""
+        evaluation.save(update_fields=["report", "n_cases", "mean_dice", "postprocessing", "progress"])
+        evaluation.transition(Status.SUCCEEDED)
+    return evaluation
+
+
+# --------------------------------------------------------------------------- controls
+
+def _control_architectures(run) -> tuple[dict, dict]:
+    """(random architecture of the run's method, hand-designed network) for the run's dataset,
+    from ``nasengine.controls``."""
+    try:
+        from nasengine import controls
+    except ImportError:
+        raise ValidationError("Controls are not available in this installation (nasengine.controls is missing).")
+    from nasengine.data import compute_fingerprint, load_dataset
+
+    doc = run.genotype or {}
+    spec = load_dataset(run.dataset.msd_dir)
+    fingerprint = compute_fingerprint(spec)
+    patch = (run.resolved_config or {}).get("patch_size")
+    common = {"in_channels": int(doc.get("in_channels") or len(spec.channel_names)),
+              "out_channels": int(doc.get("out_channels") or len(spec.labels)),
+              "seed": int(run.seed or 0), "fingerprint": fingerprint, "patch_size": patch,
+              "method": run.method or doc.get("method"), "genotype": doc}
+    return (_call(controls.random_architecture, common), _call(controls.handdesigned_architecture, common))
+
+
+def _call(fn, available: dict):
+    """Call a control builder with the keyword arguments it names (its signature is the
+    quality-training helper's; only names it declares are passed)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    return fn(**{k: v for k, v in available.items() if k in params})
+
+
+def launch_controls(run, actor) -> list:
+    """Create and queue the two control retrainings of ``run`` (a succeeded retraining of a
+    searched architecture whose bundle is a registered model): (a) a random architecture of
+    the same method's space, (b) the hand-designed network, each an ordinary retraining run
+    on the ``gpu`` queue with the run's preset, settings, seed, data and GPU budget. Returns
+    ``[random_run, handdesigned_run]``; linked to the model in a ``ControlSet``."""
+    from webapp.mlmodels.models import TrainedModel
+    from webapp.runs.services import run_create_retrain
+
+    require_write(actor, run.project)
+    if run.kind != run.Kind.RETRAIN or run.status != run.Status.SUCCEEDED:
+        raise ValidationError("Controls are trained beside a retraining run that succeeded.")
+    model = TrainedModel.objects.filter(run=run).first()
+    if model is None:
+        raise ValidationError("The run's model is not registered.")
+    if ControlSet.objects.filter(model=model).exists():
+        raise ValidationError("The controls of this model were launched already.")
+    if is_control_run(run):
+        raise ValidationError("This model is itself a control; its controls would compare nothing.")
+    if run.dataset is None:
+        raise ValidationError("The run's dataset was deleted; controls need the same data.")
+    random_doc, hand_doc = _control_architectures(run)
+    base = run.name or f"{run.method} model of run {run.pk}"
+    common = dict(actor=actor, dataset=run.dataset, preset=run.preset, config=dict(run.config or {}),
+                  gpu_budget_bytes=run.gpu_budget_bytes, parent=run)
+    with transaction.atomic():
+        random_run = run_create_retrain(genotype=random_doc, name=f"{base}: control (a) random architecture"[:200], **common)
+        hand_run = run_create_retrain(genotype=hand_doc, name=f"{base}: control (b) hand-designed network"[:200], **common)
+        ControlSet.objects.create(project=run.project, model=model, source_run=run, random_run=random_run,
+                                  handdesigned_run=hand_run, created_by=actor)
+    return [random_run, hand_run]
+
+
+def is_control_run(run) -> bool:
+    from django.db.models import Q
+
+    return ControlSet.objects.filter(Q(random_run=run) | Q(handdesigned_run=run)).exists()

@@ -1,0 +1,9 @@
+"""Celery tasks for evaluations (queue ``gpu``, see CELERY_TASK_ROUTES). Tasks take ids."""
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="webapp.evaluations.tasks.run_evaluation", acks_late=True, ignore_result=True)
+def run_evaluation(evaluation_id: int) -> None:
+    services.evaluation_run(evaluation_id=evaluation_id)
