@@ -8,7 +8,9 @@ server (daphne, Channels, Redis):
 - graph views: the lattice, cell, U-shaped and gated genotypes of tests/fixtures/genotypes
   are each drawn as their kind, checked by what the page shows (nodes and
   edges per cell type, skip arcs, "off" and pruned edges and dead nodes styled so);
-- a newer snapshot of the same architecture updates the drawn elements in place.
+- a newer snapshot of the same architecture updates the drawn elements in place;
+- the live page: Best Dice from the validation events, a cut socket shown stale and
+  reconnecting (never live), cancel asks first, the ETA clears, resume after cancel, rename.
 """
 from __future__ import annotations
 
@@ -94,11 +96,13 @@ def run_page(chromium, asgi_live_server, session_cookie, tmp_path):
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
 
-        def open_page(feed: RunFeed):
+        def open_page(feed: RunFeed, before_open=None):
             base = asgi_live_server.url
             context.add_cookies([{"name": "sessionid", "value": session_cookie(feed.owner)["sessionid"], "url": base}])
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
+            if before_open is not None:
+                before_open(page)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(f"{base}/runs/{feed.run.pk}/")
             page.wait_for_function(f"document.body.dataset.lastSeq === '{feed.seq}'")
@@ -350,3 +354,122 @@ def test_gated_graph_is_laid_out_by_dagre_with_pruned_gates_and_dead_nodes_style
     node = next(n for n in doc["nodes"] if n["kind"] == "feature" and n["id"] not in dead)
     page.hover(f"#arch-graph svg circle.node[data-node='{node['id']}']")
     assert page.inner_text("#arch-graph .graph-hover").startswith(f"{node['id']}: feature, {node['channels']} channels")
+
+
+# --- the live page never says what isn't so (issue 13 item 3) ---------------------------------
+def test_best_dice_follows_the_validation_events_live(feed, run_page):
+    feed.emit("run_started", phase="search", total_steps=10, device="cpu")
+    feed.emit("step", step=1, total_steps=10, phase="search", losses={"seg": 1.0})
+    page = run_page(feed)
+    assert page.inner_text("#run-best-dice") == "—"
+    feed.emit("validation", step=1, dice={"liver": 0.47, "tumour": None}, mean_dice=0.47)
+    page.wait_for_function("document.getElementById('run-best-dice').textContent === '0.470'")
+    feed.emit("validation", step=2, dice={"liver": 0.31, "tumour": None}, mean_dice=0.31)  # worse: best stays
+    feed.emit("validation", step=3, dice={"liver": 0.62, "tumour": None}, mean_dice=0.62)
+    page.wait_for_function("document.getElementById('run-best-dice').textContent === '0.620'")
+    assert page.inner_text("#run-best-dice") == "0.620"
+
+
+def test_a_cut_socket_is_shown_stale_and_reconnecting_never_live_and_recovers(feed, run_page, chromium):
+    """The WebSocket is routed through Playwright; cutting it drops every frame both ways (the
+    TCP connection stays open, as when a network path dies). The page pings every 500 ms here."""
+    import re
+
+    feed.emit("run_started", phase="search", total_steps=10, device="cpu")
+    cut = {"on": False}
+
+    def route(ws):
+        server = ws.connect_to_server()
+        ws.on_message(lambda message: None if cut["on"] else server.send(message))
+        server.on_message(lambda message: None if cut["on"] else ws.send(message))
+
+    def before_open(page):
+        page.add_init_script("window.VS_HEARTBEAT_MS = 500;")
+        page.route_web_socket(re.compile(r".*/ws/runs/\d+/$"), route)
+
+    page = run_page(feed, before_open=before_open)
+    page.wait_for_function("document.getElementById('run-connection').dataset.state === 'live'")
+    cut["on"] = True
+    page.wait_for_function("document.getElementById('run-connection').dataset.state === 'stale'", timeout=10_000)
+    assert "reconnecting" in page.inner_text("#run-connection")
+    states = set()
+    for _ in range(12):  # 3 s cut: stale or reconnecting, never live
+        states.add(page.evaluate("document.getElementById('run-connection').dataset.state"))
+        page.wait_for_timeout(250)
+    assert "live" not in states and states <= {"stale", "connecting", "reconnecting"}, states
+    cut["on"] = False
+    feed.emit("step", step=1, total_steps=10, phase="search", losses={"seg": 1.0})
+    deadline = time.monotonic() + 15
+    seen = []
+    while time.monotonic() < deadline:
+        seen.append(page.evaluate("document.getElementById('run-connection').textContent"))
+        if page.evaluate("document.getElementById('run-connection').dataset.state") == "live":
+            break
+        page.wait_for_timeout(250)
+    assert seen and page.evaluate("document.getElementById('run-connection').dataset.state") == "live", seen[-10:]
+    page.wait_for_function(f"document.body.dataset.lastSeq === '{feed.seq}'")
+
+
+def test_cancel_asks_first_the_eta_clears_and_the_cancelled_run_can_be_resumed(feed, run_page):
+    from webapp.runs.models import Run
+
+    Run.objects.filter(pk=feed.run.pk).update(attempts=1)  # the worker's claim counted one attempt
+    feed.emit("run_started", phase="search", total_steps=100, device="cpu")
+    for step in range(1, 4):
+        feed.emit("step", step=step, total_steps=100, phase="search", losses={"seg": 1.0 / step})
+    page = run_page(feed)
+    page.wait_for_function("document.getElementById('run-eta').textContent !== '—'")
+    questions = []
+
+    def answer(dialog, accept):
+        questions.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    page.click("#cancel-run")
+    page.wait_for_timeout(300)
+    assert questions and "checkpoint" in questions[0]
+    assert not feed.worker.submit(lambda: Run.objects.get(pk=feed.run.pk).cancel_requested).result()
+    page.once("dialog", lambda d: answer(d, True))
+    with page.expect_navigation():
+        page.click("#cancel-run")
+    assert feed.worker.submit(lambda: Run.objects.get(pk=feed.run.pk).cancel_requested).result()
+    # the worker sees the flag, checkpoints and reports (as runtime.run_execute does)
+    feed.emit("cancelled", step=3)
+    feed.worker.submit(_finish_cancelled, feed.run.pk).result()
+    page.wait_for_function("document.getElementById('run-status').dataset.status === 'cancelled'")
+    assert page.inner_text("#run-eta") == "—"
+    assert page.is_visible("#resume-run") and not page.is_visible("#cancel-run")
+    with page.expect_navigation():
+        page.click("#resume-run")
+    assert page.locator("#run-status").get_attribute("data-status") == "queued"
+    run = feed.worker.submit(lambda: Run.objects.get(pk=feed.run.pk)).result()
+    assert (run.status, run.cancel_requested, run.attempts) == ("queued", False, 1)
+    assert not page.is_visible("#resume-run")
+
+
+def _finish_cancelled(run_id: int) -> None:
+    from django.db import connection
+
+    from webapp.runs.runtime import finish
+
+    try:
+        finish(run_id, TOKEN, "cancelled")
+    finally:
+        connection.close()
+
+
+def test_a_run_is_renamed_in_place(feed, run_page):
+    from webapp.runs.models import Run
+
+    feed.emit("run_started", phase="search", total_steps=10, device="cpu")
+    page = run_page(feed)
+    page.click("#run-name-edit")
+    page.fill("#run-name-input", "Liver, wide lattice")
+    page.click("#run-name-save")
+    page.wait_for_function("document.getElementById('run-name').textContent === 'Liver, wide lattice'")
+    assert feed.worker.submit(lambda: Run.objects.get(pk=feed.run.pk).name).result() == "Liver, wide lattice"
+    page.click("#run-name-edit")
+    page.fill("#run-name-input", "x" * 200 + "y")  # maxlength keeps it at 200
+    page.click("#run-name-save")
+    page.wait_for_function("document.getElementById('run-name').textContent.length === 200")

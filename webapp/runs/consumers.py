@@ -12,7 +12,8 @@ through the channel layer as a stub (``"layer_stub": true``, too big for a layer
 from the database and sent whole.
 
 Server -> client messages: ``{"kind": "event", "event": {...}}``, ``{"kind": "replayed",
-"last_seq": N}``, ``{"kind": "status", "run": {...}}``, ``{"kind": "rewind", "seq": N}``.
+"last_seq": N}``, ``{"kind": "status", "run": {...}}``, ``{"kind": "rewind", "seq": N}``, and
+``{"kind": "pong", "ping": X}`` for each client ``{"ping": X}`` (the page's heartbeat).
 """
 import time
 
@@ -26,6 +27,8 @@ from .selectors import run_events, run_get_or_none
 CLOSE_FORBIDDEN = 4403
 REPLAY_BATCH = 500
 RECHECK_SECONDS = 30
+#: How often the page pings; it marks the socket stale (and reconnects) after 2.5 silent periods.
+HEARTBEAT_SECONDS = 5
 
 
 class RunEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -55,6 +58,11 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
+        if isinstance(content, dict) and "ping" in content and self.group is not None:
+            # The page's heartbeat: an answer proves the whole path (server, proxy, network) is
+            # up, so the page can say "live" only while pongs arrive (HEARTBEAT_SECONDS).
+            await self.send_json({"kind": "pong", "ping": content["ping"] if isinstance(content["ping"], (int, float, str)) else None})
+            return
         if not isinstance(content, dict) or "after" not in content or self.group is None:
             return
         try:

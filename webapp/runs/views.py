@@ -19,6 +19,7 @@ from webapp.projects.selectors import project_get
 
 from . import engine, selectors, services
 from .apis import genotype_response, read_genotype_upload
+from .consumers import HEARTBEAT_SECONDS
 from .models import Run
 
 SORT_COLUMNS = [("created", "Started"), ("status", "Status"), ("method", "Method"), ("dice", "Best Dice"), ("duration", "Duration")]
@@ -134,6 +135,7 @@ def run_detail(request, pk):
             "run": run.pk, "kind": run.kind, "status": run.status,
             "ws_path": f"/ws/runs/{run.pk}/", "events_url": reverse("api:run-events", kwargs={"pk": run.pk}),
             "api_url": reverse("api:run", kwargs={"pk": run.pk}),
+            "heartbeat_ms": HEARTBEAT_SECONDS * 1000,
             "budget_bytes": run.gpu_budget_bytes, "estimate_bytes": run.estimate_bytes,
             # step, total_steps, stage, candidate, overall fraction and eta_seconds (see events.next_progress)
             "progress": run.progress or {},

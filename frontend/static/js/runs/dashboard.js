@@ -2,7 +2,11 @@
 // has (sent as {"after": N} on every connect), then streams live ones; the page reconnects with
 // backoff. Charts (one per series group, every numeric leaf of a step event) and the
 // architecture graph are rebuilt from the events it holds.
-import { getJSON } from '../http.js';
+//
+// The connection line says "live" only while the server answers: the page pings every
+// heartbeat period and a socket silent for 2.5 periods is marked stale, dropped and reopened
+// (a cut network never shows "live"). Best Dice follows the validation events as they come.
+import { csrfToken, errorText, getJSON } from '../http.js';
 import { ChartBoard } from './charts.js';
 import { drawGenotype, drawLegend } from './graph.js';
 import { StepAxis, stepSeries, validationSeries } from './series.js';
@@ -28,7 +32,24 @@ let socket = null;
 let retry = 0;
 let lastMessageAt = 0; // when the socket last said anything (ms)
 const SILENT_MS = 15000; // an open socket this quiet is not trusted: the REST API fills in
+// the server's heartbeat period (window.VS_HEARTBEAT_MS lets a test shorten it)
+const HEARTBEAT_MS = Number(window.VS_HEARTBEAT_MS) || data.heartbeat_ms || 5000;
+const STALE_MS = 2.5 * HEARTBEAT_MS;
 let forbidden = false;
+let bestDice = null;
+
+function setConnection(state, text) {
+  const el = $('run-connection');
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+function showBestDice(value) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return;
+  if (bestDice !== null && value <= bestDice) return;
+  bestDice = value;
+  $('run-best-dice').textContent = value.toFixed(3);
+}
 
 function setStatus(run) {
   status = run.status;
@@ -38,13 +59,16 @@ function setStatus(run) {
   badge.textContent = status.charAt(0).toUpperCase() + status.slice(1);
   const cancel = $('cancel-form');
   if (cancel) cancel.hidden = FINAL.has(status) || run.cancel_requested;
+  const resume = $('resume-form');
+  if (resume) resume.hidden = status !== 'cancelled';
+  if (FINAL.has(status)) { $('run-eta').textContent = '—'; stepTimes = []; } // a stopped run has no ETA
   const retrain = $('retrain-run');
   if (retrain) retrain.hidden = status !== 'succeeded';
   if (status === 'succeeded' && data.kind === 'search') $('architecture-link').hidden = false;
   const error = $('run-error');
   error.hidden = !run.error;
   error.textContent = run.error || '';
-  if (run.best_mean_dice !== null && run.best_mean_dice !== undefined) $('run-best-dice').textContent = run.best_mean_dice.toFixed(3);
+  showBestDice(run.best_mean_dice);
   if (run.model_id) {
     const link = $('model-link');
     link.href = `/models/${run.model_id}/`;
@@ -109,6 +133,7 @@ function apply(event) {
       break;
     case 'validation':
       charts.addAll(validationSeries(event), axis.x(event));
+      showBestDice(event.mean_dice);
       break;
     case 'architecture':
       latestArchitecture = { genotype: event.genotype, step: event.step };
@@ -121,9 +146,11 @@ function apply(event) {
       break;
     case 'cancelled':
       $('run-progress-text').textContent = `cancelled at step ${event.step}`;
+      $('run-eta').textContent = '—';
       break;
     case 'failed':
       $('run-progress-text').textContent = 'failed';
+      $('run-eta').textContent = '—';
       $('run-error').hidden = false;
       $('run-error').textContent = event.reason;
       break;
@@ -157,38 +184,110 @@ function rebuild() {
   kept.forEach(receive);
 }
 
+let reconnectTimer = null;
+let replayed = false; // this socket has answered our {"after": N} with its replay
+let openedAt = 0;
+
+function scheduleReconnect(delay, state, text) {
+  clearTimeout(reconnectTimer);
+  setConnection(state, text);
+  reconnectTimer = setTimeout(connect, delay);
+}
+
 function connect() {
   const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
-  socket = new WebSocket(`${scheme}://${window.location.host}${data.ws_path}`);
-  $('run-connection').textContent = 'connecting…';
-  socket.addEventListener('open', () => {
+  const ws = new WebSocket(`${scheme}://${window.location.host}${data.ws_path}`);
+  socket = ws;
+  lastMessageAt = Date.now(); // the stale timer counts from the attempt
+  setConnection('connecting', retry ? 'reconnecting…' : 'connecting…');
+  replayed = false;
+  openedAt = 0;
+  ws.addEventListener('open', () => {
     lastMessageAt = Date.now();
-    socket.send(JSON.stringify({ after: lastSeq }));
+    openedAt = lastMessageAt;
+    ws.send(JSON.stringify({ after: lastSeq }));
   });
-  socket.addEventListener('message', (message) => {
+  ws.addEventListener('message', (message) => {
+    if (ws !== socket) return; // a socket given up as stale
     lastMessageAt = Date.now();
     const msg = JSON.parse(message.data);
     // The backoff resets only once the server has answered with its replay: a server that
     // accepts and then closes at once is not hammered every second.
-    if (msg.kind === 'replayed') retry = 0;
+    if (msg.kind === 'replayed') { retry = 0; replayed = true; }
     if (msg.kind === 'event') receive(msg.event);
     else if (msg.kind === 'status') setStatus(msg.run);
-    else if (msg.kind === 'replayed') $('run-connection').textContent = 'live';
+    else if (msg.kind === 'replayed') setConnection('live', 'live');
+    else if (msg.kind === 'pong' && $('run-connection').dataset.state === 'stale') setConnection('live', 'live');
     else if (msg.kind === 'rewind' && lastSeq > msg.seq) {
       events = events.filter((e) => e.seq <= msg.seq);
       rebuild();
     }
   });
-  socket.addEventListener('close', (event) => {
+  ws.addEventListener('close', (event) => {
+    if (ws !== socket) return; // replaced already (stale)
     if (event.code === 4403) {
       forbidden = true;
-      $('run-connection').textContent = 'no access';
+      setConnection('forbidden', 'no access');
       return;
     }
     retry += 1;
     const delay = Math.min(15000, 500 * 2 ** Math.min(retry, 5));
-    $('run-connection').textContent = `reconnecting in ${Math.round(delay / 1000)} s…`;
-    setTimeout(connect, delay);
+    scheduleReconnect(delay, 'reconnecting', `reconnecting in ${Math.round(delay / 1000)} s…`);
+  });
+}
+
+// The heartbeat: ping while open; a socket that said nothing for STALE_MS (no pong, no event)
+// is stale whatever its readyState claims (a cut network closes nothing): drop it, reconnect.
+function heartbeat() {
+  if (!forbidden && socket) {
+    if (socket.readyState === WebSocket.OPEN) {
+      try { socket.send(JSON.stringify({ ping: Date.now() })); } catch (err) { /* closing */ }
+    }
+    // silent, or open for a stale period without replaying (our request was lost): not live
+    const silent = Date.now() - lastMessageAt > STALE_MS || (!replayed && openedAt && Date.now() - openedAt > STALE_MS);
+    if (silent && (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING)) {
+      const dead = socket;
+      socket = null;
+      try { dead.close(); } catch (err) { /* already closing */ }
+      retry += 1;
+      scheduleReconnect(Math.min(5000, HEARTBEAT_MS), 'stale', `stale: no answer for ${(STALE_MS / 1000).toFixed(1)} s, reconnecting…`);
+    }
+  }
+  setTimeout(heartbeat, HEARTBEAT_MS);
+}
+
+// Stopping and deleting ask first (in the module, not inline handlers: the CSP allows no inline script).
+const confirmations = {
+  'cancel-form': 'Cancel this run? It stops after its current step and keeps a checkpoint, so it can be resumed.',
+  'delete-form': 'Delete this run, its events and files?',
+};
+for (const [id, question] of Object.entries(confirmations)) {
+  const f = $(id);
+  if (f) f.addEventListener('submit', (event) => { if (!window.confirm(question)) event.preventDefault(); });
+}
+
+// Rename in place (PATCH the run; blank gives the default name back).
+const nameForm = $('run-name-form');
+if (nameForm) {
+  const edit = $('run-name-edit');
+  const input = $('run-name-input');
+  edit.addEventListener('click', () => { nameForm.hidden = false; edit.hidden = true; input.focus(); input.select(); });
+  $('run-name-cancel').addEventListener('click', () => { nameForm.hidden = true; edit.hidden = false; });
+  nameForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    $('run-name-error').textContent = '';
+    const response = await fetch(data.api_url, {
+      method: 'PATCH', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrfToken(document), Accept: 'application/json' },
+      body: JSON.stringify({ name: input.value }),
+    });
+    const result = await response.json().catch(() => ({}));
+    if (!response.ok) { $('run-name-error').textContent = errorText(result); return; }
+    $('run-name').textContent = result.name;
+    input.value = result.name;
+    document.title = document.title.replace(/^[^|·]*/, `${result.name} `);
+    nameForm.hidden = true;
+    edit.hidden = false;
   });
 }
 
@@ -218,3 +317,4 @@ if (fill && data.budget_bytes) {
 }
 connect();
 setTimeout(poll, 5000);
+setTimeout(heartbeat, HEARTBEAT_MS);
