@@ -4,6 +4,8 @@
 //   @niivue/niivue dist/index.js        ->  static/vendor/niivue/niivue.js   (prediction viewer)
 //   uplot dist/uPlot.esm.js, uPlot.min.css ->  static/vendor/uplot/          (run dashboard charts)
 //   @dagrejs/dagre dist/dagre.esm.js    ->  static/vendor/dagre/dagre.js     (graph layout of DAGs)
+//   uppy dist/uppy.min.mjs, uppy.min.css ->  static/vendor/uppy/             (resumable uploads: the
+//                                           official bundle of @uppy/core, @uppy/tus, @uppy/dashboard)
 //
 // Each is a self-contained ES module (no bare imports), so the pages import it by relative URL.
 //
@@ -18,6 +20,8 @@ const copies = [
   { pkg: 'uplot', from: 'dist/uPlot.esm.js', to: 'static/vendor/uplot/uPlot.esm.js' },
   { pkg: 'uplot', from: 'dist/uPlot.min.css', to: 'static/vendor/uplot/uPlot.min.css' },
   { pkg: '@dagrejs/dagre', from: 'dist/dagre.esm.js', to: 'static/vendor/dagre/dagre.js' },
+  { pkg: 'uppy', from: 'dist/uppy.min.mjs', to: 'static/vendor/uppy/uppy.min.mjs' },
+  { pkg: 'uppy', from: 'dist/uppy.min.css', to: 'static/vendor/uppy/uppy.min.css' },
 ];
 
 for (const { pkg, from, to } of copies) {
