@@ -61,3 +61,11 @@ def sweep_queue() -> int:
     from .sweep import sweep_queue as sweep
 
     return len(sweep())
+
+
+@shared_task(name="webapp.common.tasks.remove_expired_uploads", ignore_result=True)
+def remove_expired_uploads() -> int:
+    """Delete resumable uploads left unfinished past their expiry."""
+    from .tus import remove_expired_uploads as remove
+
+    return remove()
