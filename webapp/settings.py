@@ -169,6 +169,11 @@ MB = 1024 * 1024
 VOXELSEARCH = {
     # Largest request body accepted by the upload endpoints.
     "MAX_UPLOAD_BYTES": env_int("VOXELSEARCH_MAX_UPLOAD_MB", 4096) * MB,
+    # Largest request body anywhere else (sign-in, JSON API, forms): refused before it is read
+    # (webapp.common.bodylimit).
+    "MAX_REQUEST_BYTES": env_int("VOXELSEARCH_MAX_REQUEST_MB", 8) * MB,
+    # A resumable upload left untouched this long is removed (webapp.common.tus).
+    "RESUMABLE_UPLOAD_EXPIRY_HOURS": env_int("VOXELSEARCH_UPLOAD_EXPIRY_HOURS", 24),
     # Archive safety: checked from the archive's directory and again while extracting.
     "MAX_ARCHIVE_UNCOMPRESSED_BYTES": env_int("VOXELSEARCH_MAX_ARCHIVE_UNCOMPRESSED_MB", 16384) * MB,
     "MAX_ARCHIVE_MEMBERS": env_int("VOXELSEARCH_MAX_ARCHIVE_MEMBERS", 5000),
