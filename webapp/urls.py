@@ -19,5 +19,7 @@ urlpatterns = [
     # Self-hosted API docs: an ES module renders the OpenAPI schema (no CDN).
     path("api/docs/", login_required(TemplateView.as_view(template_name="api_docs.html")), name="api-docs"),
     path("api/", include("webapp.api_urls")),
+    # Resumable (tus) uploads and the dataset made from them (issue 14).
+    path("uploads/", include("webapp.common.tus_urls")),
     path("admin/", admin.site.urls),
 ]
