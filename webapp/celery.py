@@ -19,3 +19,22 @@ app.autodiscover_tasks()
 from webapp.common.workers import connect_signals  # noqa: E402
 
 connect_signals()
+
+# Periodic housekeeping, run by `celery -A webapp beat` (scripts/run-demo, docker/compose.yaml).
+# Each message expires before the next is due, so a worker busy with a long search does not
+# find a pile of them when it comes back.
+_SWEEP_SECONDS = float(os.environ.get("VOXELSEARCH_QUEUE_SWEEP_SECONDS", "30"))
+app.conf.beat_schedule = {
+    # The database is the truth for the queue: re-send waiting jobs whose message was lost.
+    "queue-sweep": {
+        "task": "webapp.common.tasks.sweep_queue",
+        "schedule": _SWEEP_SECONDS,
+        "options": {"expires": max(_SWEEP_SECONDS - 1, 1)},
+    },
+    # Resumable uploads left unfinished past their expiry are deleted.
+    "expired-uploads": {
+        "task": "webapp.common.tasks.remove_expired_uploads",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
+}
