@@ -294,7 +294,9 @@ class DecompressedStream:
         while len(out) < n:
             inflater = self._inflater
             if inflater.eof:
-                if not self._next_member(inflater.unused_data + self._tail):
+                # After the end of a member all further input is in unused_data (zlib may also
+                # leave the same bytes in unconsumed_tail: using both would double them).
+                if not self._next_member(inflater.unused_data):
                     self._finished = True
                     break
                 continue
