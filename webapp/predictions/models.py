@@ -46,6 +46,8 @@ class Prediction(Job):
     )
     #: What the researcher knows the input by: the uploaded file's name or "<dataset> / <case id>".
     input_name = models.CharField(max_length=255)
+    #: The researcher's name for the prediction; blank: :attr:`display_name` says what it is.
+    name = models.CharField(max_length=200, blank=True)
     storage_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     #: Paths relative to MEDIA_ROOT.
     input_path = models.CharField(max_length=500)
@@ -70,7 +72,22 @@ class Prediction(Job):
         pass
 
     def __str__(self) -> str:
-        return f"{self.input_name} ({self.model})"
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        """The given name, else what it is: "case_003 (Liver CT) segmented by <model>"."""
+        return self.name or f"{self.input_name} segmented by {self.model.name}"
+
+    def rename(self, name: str) -> None:
+        """Set the name (blank: back to the descriptive default); ValidationError when too long."""
+        from django.core.exceptions import ValidationError
+
+        name = (name or "").strip()
+        if len(name) > 200:
+            raise ValidationError({"name": "Give the prediction a name under 200 characters."})
+        self.name = name
+        self.save(update_fields=["name"])
 
     # -- the one place where status changes: StatusMachine.transition() (see Job) -------------
     STATUS_NOUN = "prediction"

@@ -45,3 +45,27 @@ def user_find(identifier: str):
         matches = list(users.filter(email__iexact=identifier)[:2])
         user = matches[0] if len(matches) == 1 else None
     return user
+
+
+#: How many runs and predictions the project page lists (the runs page and the predictions page
+#: list them all).
+PROJECT_PAGE_LIMIT = 20
+
+
+def project_contents(*, user, project: Project) -> dict:
+    """What the project page lists: its datasets, runs, models and predictions, newest first,
+    each with its status (runs and predictions: the newest PROJECT_PAGE_LIMIT, with totals)."""
+    from webapp.datasets.selectors import dataset_list
+    from webapp.mlmodels.selectors import model_list
+    from webapp.predictions.models import Prediction
+    from webapp.runs.selectors import run_list
+
+    runs = run_list(user=user, project=project)
+    predictions = (Prediction.objects.filter(project=project).select_related("model", "source_case")
+                   .order_by("-created_at", "-id"))
+    return {
+        "datasets": dataset_list(user=user, project=project),
+        "runs": runs[:PROJECT_PAGE_LIMIT], "run_count": runs.count(),
+        "models": model_list(user=user, project=project),
+        "predictions": predictions[:PROJECT_PAGE_LIMIT], "prediction_count": predictions.count(),
+    }

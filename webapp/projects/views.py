@@ -30,10 +30,14 @@ def project_list(request):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def project_detail(request, pk):
+    """The project page. POST ``rename`` = ``dataset`` | ``model`` | ``prediction`` with ``id``
+    and ``name`` renames that thing of the project (through its app's service)."""
     project = selectors.project_get(user=request.user, pk=pk)
-    from webapp.datasets.selectors import dataset_list
-
+    if request.method == "POST":
+        _rename(request, project)
+        return redirect("projects:detail", pk=project.pk)
     return render(
         request,
         "projects/detail.html",
@@ -42,12 +46,49 @@ def project_detail(request, pk):
             "role": project.user_role,
             "can_write": project.user_role in WRITE_ROLES,
             "is_owner": project.user_role == Membership.Role.OWNER,
-            "datasets": dataset_list(user=request.user, project=project),
+            **selectors.project_contents(user=request.user, project=project),
             "members": selectors.member_list(project=project),
             "invite_form": InviteForm(),
             "roles": Membership.Role.choices,
         },
     )
+
+
+def _rename(request, project) -> None:
+    """Rename a dataset, model or prediction of ``project`` (messages say what happened)."""
+    from django.http import Http404
+
+    from webapp.datasets.models import Dataset
+    from webapp.datasets.services import dataset_update
+    from webapp.mlmodels.models import TrainedModel
+    from webapp.mlmodels.services import model_rename
+    from webapp.predictions.models import Prediction
+    from webapp.projects.access import require_write
+
+    kinds = {"dataset": Dataset, "model": TrainedModel, "prediction": Prediction}
+    kind = request.POST.get("rename", "")
+    if kind not in kinds:
+        messages.error(request, "Nothing was renamed: say what to rename (a dataset, model or prediction).")
+        return
+    try:
+        thing = kinds[kind].objects.get(project=project, pk=int(request.POST.get("id", "")))
+    except (kinds[kind].DoesNotExist, ValueError, TypeError):
+        raise Http404(f"No such {kind} in this project.")
+    name = request.POST.get("name", "")
+    try:
+        if kind == "dataset":
+            dataset_update(dataset=thing, actor=request.user, name=name)
+        elif kind == "model":
+            model_rename(model=thing, actor=request.user, name=name)
+        else:
+            require_write(request.user, project)
+            thing.rename(name)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return
+    shown = thing.display_name if kind == "prediction" else thing.name
+    messages.success(request, f"The {kind} is now called “{shown}”.")
 
 
 @login_required
