@@ -75,8 +75,10 @@ def cases_from_entries(root: PathLike, entries: Iterable[Any]) -> list[EvalCase]
 def _recorded_test_cases(bundle: ModelBundle) -> list[dict] | None:
     for holder in (bundle.info, bundle.info.get("source") or {}):
         cases = holder.get("test_cases")
-        if isinstance(cases, list) and cases:
-            return cases
+        if isinstance(cases, list):
+            labelled = [c for c in cases if isinstance(c, Mapping) and c.get("label")]
+            if labelled:  # a test image without a label cannot be scored
+                return labelled
     return None
 
 
