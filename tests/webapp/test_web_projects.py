@@ -137,3 +137,73 @@ def test_api_bodies_over_the_memory_cap_are_refused_before_parsing(client, make_
         response = getattr(client, method)(url, body, content_type=content_type)
         assert response.status_code == 400 and b"token" not in response.content, (method, url, response.status_code)
     assert list(Project.objects.values_list("name", flat=True)) == ["Kept"]
+
+
+# -- the project page lists what the project holds and renames it (issue 13.6) ------------------
+@pytest.fixture
+def stocked(make_user, make_project, media_root):
+    from predictiontesting import make_prediction
+    from test_runs_support import make_model, make_run
+
+    owner, viewer = make_user("owner13"), make_user("viewer13")
+    project = make_project(owner, name="Liver study", viewers=[viewer])
+    dataset = Dataset.objects.create(project=project, name="Liver CT", source="folder", status="ready",
+                                     labels={"0": "background", "1": "a", "2": "b"})
+    search = make_run(project, dataset, status="running", name="Running search")
+    model = make_model(project, dataset, media_root)
+    prediction = make_prediction(model)
+    return {"owner": owner, "viewer": viewer, "project": project, "dataset": dataset, "search": search,
+            "model": model, "prediction": prediction}
+
+
+def test_project_page_lists_datasets_runs_models_and_predictions_with_status(client, stocked):
+    client.force_login(stocked["owner"])
+    text = client.get(f"/projects/{stocked['project'].pk}/").content.decode()
+    assert f'data-dataset-id="{stocked["dataset"].pk}"' in text and "Liver CT" in text
+    assert f'data-run-id="{stocked["search"].pk}"' in text and "Running search" in text and "status-running" in text
+    assert f'data-model-id="{stocked["model"].pk}"' in text
+    # default names say what a thing is
+    assert stocked["model"].name == "DiNTS · Liver CT · tiny · seed 0" and stocked["model"].name in text
+    assert f'data-prediction-id="{stocked["prediction"].pk}"' in text
+    assert f"scan.nii.gz segmented by {stocked['model'].name}" in text and "status-succeeded" in text
+    assert f'href="/projects/{stocked["project"].pk}/compare/"' in text
+    assert f'href="/datasets/{stocked["dataset"].pk}/leaderboard/"' in text
+
+
+@pytest.mark.parametrize("kind", ["dataset", "model", "prediction"])
+def test_every_name_can_be_edited_on_the_project_page(client, stocked, kind):
+    thing = stocked[kind]
+    client.force_login(stocked["owner"])
+    url = f"/projects/{stocked['project'].pk}/"
+    response = client.post(url, {"rename": kind, "id": thing.pk, "name": "  Renamed thing  "}, follow=True)
+    assert response.status_code == 200 and "is now called “Renamed thing”" in response.content.decode()
+    thing.refresh_from_db()
+    assert thing.name == "Renamed thing"
+    # too long: a clear message, nothing changed
+    response = client.post(url, {"rename": kind, "id": thing.pk, "name": "x" * 201}, follow=True)
+    assert "under 200 characters" in response.content.decode()
+    thing.refresh_from_db()
+    assert thing.name == "Renamed thing"
+    # a viewer may not; an id of no thing of this project is a 404
+    client.force_login(stocked["viewer"])
+    assert client.post(url, {"rename": kind, "id": thing.pk, "name": "Nope"}).status_code == 403
+    assert client.post(url, {"rename": kind, "id": 999999, "name": "Nope"}).status_code == 404
+    assert client.post(url, {"rename": kind, "id": "abc", "name": "Nope"}).status_code == 404
+    thing.refresh_from_db()
+    assert thing.name == "Renamed thing"
+
+
+def test_a_prediction_renamed_to_blank_says_what_it_is_again(client, stocked):
+    prediction = stocked["prediction"]
+    client.force_login(stocked["owner"])
+    url = f"/projects/{stocked['project'].pk}/"
+    client.post(url, {"rename": "prediction", "id": prediction.pk, "name": "Mine"})
+    client.post(url, {"rename": "prediction", "id": prediction.pk, "name": ""})
+    prediction.refresh_from_db()
+    assert prediction.name == "" and prediction.display_name.endswith(f"segmented by {stocked['model'].name}")
+
+
+def test_a_rename_of_an_unknown_kind_changes_nothing(client, stocked):
+    client.force_login(stocked["owner"])
+    response = client.post(f"/projects/{stocked['project'].pk}/", {"rename": "project", "id": 1, "name": "x"}, follow=True)
+    assert response.status_code == 200 and "Nothing was renamed" in response.content.decode()
