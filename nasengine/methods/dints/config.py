@@ -50,6 +50,10 @@ class DiNTSConfig:
     checkpoint_every: int = setting(500, "Steps between checkpoints (0: only on cancel and at the end).", minimum=0, maximum=1_000_000)
     amp: bool = setting(True, "Mixed precision on CUDA (ignored on CPU).")
     channels_last: bool = setting(False, "Use the channels-last 3D memory format in the supernet.")
+    # Search memory (issue 15). Neither changes a number the search computes, only what the
+    # step holds between forward and backward and how long it takes.
+    recompute_p3d_middle: bool = setting(False, "Rebuild the three pseudo-3D middle tensors in backward instead of keeping them: about 35% less search activation memory for one extra small conv per pseudo-3D op in backward.")
+    activation_checkpointing: bool = setting(False, "Activation checkpointing per lattice layer: keep only each layer's inputs and rerun the layer in backward. Least memory; costs about one more forward per step.")
     seed: int = setting(0, "Random seed.", minimum=0, maximum=2**31 - 1)
 
     def validate(self) -> None:
