@@ -49,8 +49,12 @@ def retrain_schema(method: str | None = None) -> dict[str, Any]:
     None: the shared ``RetrainConfig``), with the presets under ``x-presets``."""
     if method is not None:
         return get_method(method).retrain_schema()
+    from nasengine.training.retrain import RETRAIN_PRESET_DESCRIPTIONS
+
     schema = json_schema(RetrainConfig, title="retraining settings")
     schema["x-presets"] = {k: dict(v) for k, v in RETRAIN_PRESETS.items()}
+    schema["x-default-preset"] = "default"
+    schema["x-preset-descriptions"] = dict(RETRAIN_PRESET_DESCRIPTIONS)
     return schema
 
 
@@ -71,6 +75,8 @@ class PreparedData:
     plan: Any                 # nasengine.data.Plan
     cases: dict[str, Any]     # case id -> PreprocessedCase
     splits: Any               # nasengine.data.Splits
+    #: the test split, [{"id", "image", "label"}] relative to the data dir (never trained on)
+    test_cases: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def subset(self, ids: list[str]) -> list[Any]:
         return [self.cases[i] for i in ids]
@@ -83,8 +89,13 @@ class PreparedData:
 def prepare_data(data_dir: PathLike, *, divisor: int,
                  patch_size: tuple[int, int, int] | None = None,
                  max_patch: int | tuple[int, int, int] | None = None,
-                 val_fraction: float = 0.2, seed: int = 0) -> PreparedData:
+                 val_fraction: float = 0.2, seed: int = 0, test_fraction: float | None = 0.0,
+                 num_folds: int | None = None, fold: int | None = None) -> PreparedData:
     """Load an MSD-layout dataset, check and fingerprint it, plan, preprocess and split.
+
+    ``test_fraction`` (None: 0 when dataset.json lists labelled test cases, else 0.2) of the
+    labelled cases is held out as the test split (``splits.test``, ``test_cases``); ``fold``
+    of ``num_folds`` picks a cross-validation fold (``nasengine.data.splits``).
 
     Raises ``DataError`` for bad files and ``ConfigError`` for a patch size that the network
     cannot take (not a multiple of ``divisor``).
@@ -105,11 +116,19 @@ def prepare_data(data_dir: PathLike, *, divisor: int,
         raise ConfigError(str(exc), "patch_size") from None
     processed = preprocess_cases(labelled, plan)
     cases = {c.case_id: c for c in processed}
+    from nasengine.data.splits import resolve_test_fraction, test_case_records
+
+    test_fraction = resolve_test_fraction(test_fraction, getattr(spec, "root", None))
     try:
-        splits = make_splits(list(cases), val_fraction=val_fraction, seed=seed)
+        splits = make_splits(list(cases), val_fraction=val_fraction, seed=seed,
+                             test_fraction=test_fraction, num_folds=num_folds, fold=fold)
     except ValueError as exc:
-        raise ConfigError(str(exc), "val_fraction") from None
-    return PreparedData(spec=spec, plan=plan, cases=cases, splits=splits)
+        field = "fold" if fold is not None else ("test_fraction" if test_fraction else
+                                                  "val_fraction")
+        raise ConfigError(str(exc), field) from None
+    files = {c.case_id: (c.image, c.label) for c in labelled}
+    test_cases = test_case_records(getattr(spec, "root", None), splits.test, files)
+    return PreparedData(spec=spec, plan=plan, cases=cases, splits=splits, test_cases=test_cases)
 
 
 def _write_json(path: Path, doc: Any) -> None:
@@ -286,11 +305,12 @@ def make_retrain_config(preset: str | None = None,
                         overrides: Mapping[str, Any] | None = None,
                         method: str | None = None) -> Any:
     """Retraining config from a preset and overrides: ``method``'s own config class and
-    presets (``SearchMethod.retrain_config_class`` / ``retrain_presets``), or the shared
-    ``RetrainConfig`` with ``paper``, ``small``, ``tiny`` when ``method`` is None."""
+    presets (``SearchMethod.retrain_config_class`` / ``retrain_presets_all``), or the shared
+    ``RetrainConfig`` and ``RETRAIN_PRESETS`` when ``method`` is None; the preset defaults to
+    ``default`` (nnU-Net's recipe)."""
     if method is not None:
         return get_method(method).make_retrain_config(preset, overrides)
-    preset = preset or "paper"
+    preset = preset or "default"
     if preset not in RETRAIN_PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known presets: "
                           f"{', '.join(RETRAIN_PRESETS)}", "preset")
@@ -323,7 +343,10 @@ def retrain(genotype: PathLike | Mapping[str, Any], data_dir: PathLike, out_dir:
         dev = device if isinstance(device, torch.device) else select_device(device)
         prepared = prepare_data(data_dir, divisor=_divisor(doc), patch_size=config.patch_size,
                                 max_patch=config.max_patch, val_fraction=config.val_fraction,
-                                seed=config.seed)
+                                seed=config.seed,
+                                test_fraction=getattr(config, "test_fraction", 0.0),
+                                num_folds=getattr(config, "num_folds", None),
+                                fold=getattr(config, "fold", None))
         plan, spec = prepared.plan, prepared.spec
         if doc["in_channels"] != plan.in_channels or doc["out_channels"] != plan.out_channels:
             raise ConfigError(
@@ -344,7 +367,12 @@ def retrain(genotype: PathLike | Mapping[str, Any], data_dir: PathLike, out_dir:
             source={"dataset": getattr(spec, "name", ""), "data_dir": str(Path(data_dir)),
                     "genotype_file": genotype_path, "method": doc.get("method"),
                     "train_cases": list(train_ids), "val_cases": list(prepared.splits.val),
-                    "preset": preset or "paper",
+                    "test_cases": prepared.test_cases,
+                    "fold": ({"fold": prepared.splits.fold,
+                              "num_folds": prepared.splits.num_folds}
+                             if prepared.splits.fold is not None else None),
+                    "preset": preset or (retrain_method.default_retrain_preset
+                                         if retrain_method else "default"),
                     "retrain_settings": retrain_method.name if retrain_method else "shared"})
         return _retrain(doc, data, config, reporter, out, as_cancel_token(cancel),
                         resume=resume, device=dev)
