@@ -4,7 +4,9 @@
 
     bundle.json    {"format": "voxelsearch-model", "version": 1, "method", "labels" {id: name},
                     "channel_names", "validation" {"dice" {class: float|null}, "mean_dice"},
-                    "source" {...}, "files" {...}, "exports" {...}, "created"}
+                    "source" {...}, "files" {...}, "exports" {...}, "created",
+                    "test_cases" [{"id", "image", "label"}] (relative to the data dir: the
+                    held-out split the model never saw), "fold" {"fold", "num_folds"} | null}
     genotype.json  the architecture (nasengine.genotype format)
     plan.json      preprocessing plan (spacing, patch size, normalisation, labels)
     weights.pt     state dict of the network, loaded with torch.load(weights_only=True)
@@ -95,8 +97,13 @@ def write_bundle(out_dir: str | os.PathLike[str], *, network: nn.Module,
                  genotype: dict[str, Any], plan: Any, labels: Mapping[int, str],
                  channel_names: Sequence[str], dice: Mapping[str, float | None] | None = None,
                  mean_dice: float | None = None, source: Mapping[str, Any] | None = None,
-                 exports: Mapping[str, Any] | None = None) -> Path:
-    """Write a bundle into ``out_dir`` (created); ``bundle.json`` is written last."""
+                 exports: Mapping[str, Any] | None = None,
+                 test_cases: Sequence[Mapping[str, Any]] | None = None,
+                 fold: Mapping[str, Any] | None = None) -> Path:
+    """Write a bundle into ``out_dir`` (created); ``bundle.json`` is written last.
+
+    ``test_cases`` (``[{"id", "image", "label"}]``) and ``fold`` (``{"fold", "num_folds"}``
+    of a cross-validation model, else None) go top-level into ``bundle.json``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
@@ -115,6 +122,8 @@ def write_bundle(out_dir: str | os.PathLike[str], *, network: nn.Module,
         "source": dict(source or {}),
         "files": {"genotype": GENOTYPE_FILE, "plan": PLAN_FILE, "weights": WEIGHTS_FILE},
         "exports": dict(exports or {}),
+        "test_cases": [dict(c) for c in (test_cases or [])],
+        "fold": dict(fold) if fold else None,
         "torch_version": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -10,7 +10,10 @@ import torch
 from torch import nn
 
 from nasengine.config import ConfigError, build_config, json_schema, merge_values
-from nasengine.training.retrain import RETRAIN_PRESETS, RetrainConfig
+from nasengine.training.retrain import RETRAIN_PRESET_DESCRIPTIONS, RETRAIN_PRESETS, RetrainConfig
+
+#: Shared retraining presets every method offers unless it defines its own of that name.
+SHARED_RETRAIN_PRESETS = ("default", "cpu")
 
 
 @dataclasses.dataclass
@@ -84,6 +87,8 @@ class SearchMethod:
     #: shared ones.
     retrain_config_class: ClassVar[type] = RetrainConfig
     retrain_presets: ClassVar[dict[str, dict[str, Any]]] = RETRAIN_PRESETS
+    #: The retraining preset used when none is named: nnU-Net's recipe (issue 12).
+    default_retrain_preset: ClassVar[str] = "default"
 
     # -- config -----------------------------------------------------------------------------
     def schema(self) -> dict[str, Any]:
@@ -111,18 +116,47 @@ class SearchMethod:
         return config
 
     # -- retraining config --------------------------------------------------------------
+    def retrain_presets_all(self) -> dict[str, dict[str, Any]]:
+        """This method's retraining presets plus the shared ``default`` and ``cpu`` (nnU-Net
+        recipe) where it has none of that name. A ``paper`` preset that does not name a
+        recipe gets ``recipe: "paper"``: a paper preset keeps the paper's own recipe."""
+        presets = {name: dict(RETRAIN_PRESETS[name]) for name in SHARED_RETRAIN_PRESETS
+                   if name not in self.retrain_presets}
+        for name, values in self.retrain_presets.items():
+            values = dict(values)
+            if name == "paper" and self._has_recipe_field():
+                values.setdefault("recipe", "paper")
+            presets[name] = values
+        return presets
+
+    def _has_recipe_field(self) -> bool:
+        return any(f.name == "recipe" for f in dataclasses.fields(self.retrain_config_class))
+
     def retrain_schema(self) -> dict[str, Any]:
-        """JSON Schema of the retraining settings with ``x-presets``."""
+        """JSON Schema of the retraining settings with ``x-presets``, the preset used by
+        default (``x-default-preset``) and what each shared preset is for
+        (``x-preset-descriptions``; demo and test presets say so)."""
         schema = json_schema(self.retrain_config_class,
                              title=f"{self.name} retraining settings")
-        schema["x-presets"] = {k: dict(v) for k, v in self.retrain_presets.items()}
+        presets = self.retrain_presets_all()
+        schema["x-presets"] = presets
+        schema["x-default-preset"] = self._default_retrain_preset(presets)
+        schema["x-preset-descriptions"] = {k: RETRAIN_PRESET_DESCRIPTIONS[k] for k in presets
+                                           if k in RETRAIN_PRESET_DESCRIPTIONS}
         return schema
+
+    def _default_retrain_preset(self, presets: Mapping[str, Any]) -> str:
+        for name in (self.default_retrain_preset, "default", "paper"):
+            if name in presets:
+                return name
+        return next(iter(presets))
 
     def make_retrain_config(self, preset: str | None = None,
                             overrides: Mapping[str, Any] | None = None) -> Any:
-        """Retraining config from one of this method's presets and ``overrides``."""
-        presets = self.retrain_presets
-        preset = preset or ("paper" if "paper" in presets else next(iter(presets)))
+        """Retraining config from one of this method's presets (default
+        ``default_retrain_preset``: nnU-Net's recipe) and ``overrides``."""
+        presets = self.retrain_presets_all()
+        preset = preset or self._default_retrain_preset(presets)
         if preset not in presets:
             raise ConfigError(f"unknown retraining preset {preset!r} for {self.name}; known "
                               f"presets: {', '.join(presets)}", "preset")

@@ -1,8 +1,25 @@
 """Retraining of a searched (discrete) architecture, then a model bundle.
 
-Schedule shape of DiNTS Sec. 4.1 (the same as C2FNAS): SGD with momentum, linear warm-up
-``lr_start -> lr_peak``, then ``steps`` iterations with the rate halved at milestones (paper:
-1k warm-up, 40k steps, decay 0.5 at 8k/16k/24k/32k after warm-up). Presets scale it.
+Two training recipes (``RetrainConfig.recipe``), used by every retrain and by every method's
+from-scratch candidate training (``train_from_scratch``):
+
+- ``nnunet`` (the default; issue 12): nnU-Net's published recipe (Isensee et al. 2021):
+  SGD with Nesterov momentum 0.99, lr 0.01 with poly decay (exponent 0.9) over all
+  ``warmup_steps + steps`` steps (no warm-up), weight decay 3e-5; nnU-Net's augmentation
+  with MONAI transforms (``nasengine.data.augment.nnunet_transforms``); Dice + CE with
+  nnU-Net's soft Dice (not squared, batch Dice over the foreground classes). The
+  ``lr_start``/``lr_peak``/``lr_milestones``/``lr_gamma``/``momentum``/``weight_decay``
+  fields belong to the ``paper`` recipe; this one uses ``nnunet_lr``/``nnunet_momentum``/
+  ``nnunet_weight_decay``/``poly_exponent``.
+- ``paper``: the schedule shape of DiNTS Sec. 4.1 (the same as C2FNAS): SGD with momentum,
+  linear warm-up ``lr_start -> lr_peak``, then ``steps`` iterations with the rate halved at
+  milestones (paper: 1k warm-up, 40k steps, decay 0.5 at 8k/16k/24k/32k after warm-up),
+  flips and quarter turns, DiNTS's squared-prediction Dice + CE. Each method's ``paper``
+  retraining preset uses it.
+
+Not taken from nnU-Net: deep supervision (a genotype's network has one output) and its
+per-batch foreground rule (here each patch is centred on foreground with probability
+``fg_oversample``, 0.33: the same share on average).
 Resumable bit for bit like the search loop; cancellable between steps.
 """
 from __future__ import annotations
@@ -16,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from nasengine.config import config_to_dict, setting
+from nasengine.config import ConfigError, config_to_dict, setting
 from nasengine.device import describe_device, select_device
 from nasengine.events import CancelToken, NullReporter, Reporter, as_cancel_token
 from nasengine.events.types import FINISHED, VALIDATION
@@ -24,7 +41,10 @@ from nasengine.training import checkpoint as ckpt
 from nasengine.training.common import amp_enabled, autocast, batch_to, evaluate_dice, make_scaler, seed_everything
 from nasengine.training.loop_state import LoopState
 from nasengine.training.losses import DiceCELoss
-from nasengine.training.schedule import lr_at
+from nasengine.training.schedule import lr_at, poly_lr
+
+#: ``RetrainConfig.recipe`` values (see the module docstring).
+RECIPES = ("nnunet", "paper")
 
 #: ``make_optimiser(params) -> optimiser`` (the loop sets its rate every step).
 MakeOptimiser = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
@@ -48,18 +68,31 @@ class TrainingData(Protocol):
 
 @dataclasses.dataclass
 class RetrainConfig:
-    """Retraining of a searched architecture (DiNTS Sec. 4.1 schedule)."""
+    """Training of a network from scratch: nnU-Net's recipe or a paper's (``recipe``)."""
 
-    warmup_steps: int = setting(1000, "Warm-up steps (lr rising linearly)", minimum=0)
+    recipe: str = setting("nnunet", "Training recipe: nnunet (SGD Nesterov 0.99, lr 0.01 poly "
+                          "decay, weight decay 3e-5, nnU-Net augmentation with MONAI, Dice+CE) "
+                          "or paper (the method paper's warm-up/step-decay SGD, flips and "
+                          "rotations)", choices=RECIPES)
+    warmup_steps: int = setting(1000, "Warm-up steps (paper recipe: lr rising linearly; nnunet: "
+                                "counted as ordinary steps)", minimum=0)
     steps: int = setting(40000, "Training steps after warm-up", minimum=1)
-    lr_start: float = setting(0.025, "SGD learning rate at the start of warm-up", minimum=0.0)
-    lr_peak: float = setting(0.2, "SGD learning rate after warm-up", minimum=0.0)
+    lr_start: float = setting(0.025, "Paper recipe: SGD learning rate at the start of warm-up",
+                              minimum=0.0)
+    lr_peak: float = setting(0.2, "Paper recipe: SGD learning rate after warm-up", minimum=0.0)
     lr_milestones: tuple[int, ...] = setting((8000, 16000, 24000, 32000),
-                                             "Steps after warm-up at which the rate decays",
-                                             minimum=0)
-    lr_gamma: float = setting(0.5, "Decay factor at each milestone", minimum=0.0, maximum=1.0)
-    momentum: float = setting(0.9, "SGD momentum", minimum=0.0, maximum=1.0)
-    weight_decay: float = setting(4e-5, "SGD weight decay", minimum=0.0)
+                                             "Paper recipe: steps after warm-up at which the "
+                                             "rate decays", minimum=0)
+    lr_gamma: float = setting(0.5, "Paper recipe: decay factor at each milestone", minimum=0.0,
+                              maximum=1.0)
+    momentum: float = setting(0.9, "Paper recipe: SGD momentum", minimum=0.0, maximum=1.0)
+    weight_decay: float = setting(4e-5, "Paper recipe: SGD weight decay", minimum=0.0)
+    nnunet_lr: float = setting(0.01, "nnunet recipe: initial learning rate", minimum=0.0)
+    nnunet_momentum: float = setting(0.99, "nnunet recipe: SGD Nesterov momentum", minimum=0.0,
+                                     maximum=1.0)
+    nnunet_weight_decay: float = setting(3e-5, "nnunet recipe: SGD weight decay", minimum=0.0)
+    poly_exponent: float = setting(0.9, "nnunet recipe: exponent of the poly decay",
+                                   minimum=0.0)
     batch_size: int = setting(2, "Patches per step", minimum=1)
     patch_size: tuple[int, int, int] | None = setting(
         None, "Training patch (voxels); null: from the dataset fingerprint", minimum=8,
@@ -67,8 +100,16 @@ class RetrainConfig:
     max_patch: int = setting(128, "Largest automatic patch edge", minimum=8, multiple_of=8)
     fg_oversample: float = setting(0.33, "Share of patches centred on foreground",
                                    minimum=0.0, maximum=1.0)
-    val_fraction: float = setting(0.2, "Share of cases held out for validation",
-                                  minimum=0.0, maximum=0.9)
+    val_fraction: float = setting(0.2, "Share of the non-test cases held out for validation "
+                                  "(when no fold is chosen)", minimum=0.0, maximum=0.9)
+    test_fraction: float | None = setting(
+        None, "Share of the labelled cases held out as the test split, never trained or "
+        "validated on; null: 0 when dataset.json lists labelled test cases (they are the test "
+        "split), else 0.2", minimum=0.0, maximum=0.9)
+    num_folds: int = setting(5, "k of the k-fold cross-validation over the non-test cases "
+                             "(used when fold is set)", minimum=2, maximum=20)
+    fold: int | None = setting(None, "Cross-validation fold to train (0-based; its cases "
+                               "validate); null: a val_fraction split, no folds", minimum=0)
     validate_every: int = setting(1000, "Validation every N steps (0: only at the end)",
                                   minimum=0)
     checkpoint_every: int = setting(500, "Checkpoint every N steps (0: only on cancel/end)",
@@ -78,11 +119,20 @@ class RetrainConfig:
     seed: int = setting(0, "Random seed (initial weights, patches, split)", minimum=0)
     export: bool = setting(True, "Also export the network (torch.export .pt2 and ONNX)")
 
+    def __post_init__(self) -> None:
+        if self.fold is not None and self.fold >= self.num_folds:
+            raise ConfigError(f"must be below num_folds ({self.num_folds}), got {self.fold}",
+                              "fold")
+
     @property
     def total_steps(self) -> int:
         return self.warmup_steps + self.steps
 
     def lr(self, step: int) -> float:
+        """The rate of 0-based ``step`` under the recipe."""
+        if self.recipe == "nnunet":
+            return poly_lr(step, total_steps=self.total_steps, lr_initial=self.nnunet_lr,
+                           exponent=self.poly_exponent)
         return lr_at(step, warmup_steps=self.warmup_steps, lr_start=self.lr_start,
                      lr_peak=self.lr_peak, milestones=self.lr_milestones, gamma=self.lr_gamma)
 
@@ -97,14 +147,40 @@ def _scaled(factor: float, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
+#: Retraining presets shared by every method (a method may add or replace its own; the
+#: ``default`` and ``cpu`` presets reach every method, see ``SearchMethod.retrain_presets_all``).
+#:
+#: - ``default``: what a retrain uses unless told otherwise: nnU-Net's recipe for 40k steps
+#:   (the papers' retraining length, so that searched and paper runs get equal budgets).
+#: - ``paper``: the method paper's own recipe (DiNTS Sec. 4.1 here; C2FNAS and DAST have
+#:   their own ``paper`` presets).
+#: - ``cpu``: nnU-Net's recipe sized for 2 CPU cores, about 15 minutes at 32^3 (issue 12
+#:   item 6; pairs with the DiNTS search preset ``cpu``).
+#: - ``small``: DEMO only: the paper schedule scaled to 1 %, to see a run through on a CPU.
+#: - ``tiny``: TESTS only: a handful of steps; the model is not meant to segment.
 RETRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "small": _scaled(0.01, batch_size=2, max_patch=64),  # 10 + 400 steps: demo on a CPU
+    "default": {"recipe": "nnunet", "warmup_steps": 0, "steps": 40000,
+                "validate_every": 2000, "checkpoint_every": 500},
+    "paper": {"recipe": "paper"},
+    "cpu": {"recipe": "nnunet", "warmup_steps": 0, "steps": 800, "batch_size": 2,
+            "patch_size": [32, 32, 32], "max_patch": 64, "validate_every": 200,
+            "checkpoint_every": 100},
+    "small": _scaled(0.01, recipe="paper", batch_size=2, max_patch=64),  # demo on a CPU
     "tiny": {"warmup_steps": 2, "steps": 4, "lr_milestones": [2, 3], "batch_size": 2,
              "patch_size": [32, 32, 32], "validate_every": 0, "checkpoint_every": 2,
              "sw_batch_size": 4},
 }
 
+#: One line per shared preset: what it is for (CLI listing, schema ``x-preset-descriptions``).
+RETRAIN_PRESET_DESCRIPTIONS: dict[str, str] = {
+    "default": "nnU-Net recipe (SGD Nesterov 0.99, lr 0.01 poly, MONAI augmentation), "
+               "40k steps: the recommended retraining",
+    "paper": "the method paper's own retraining recipe and length",
+    "cpu": "nnU-Net recipe sized for 2 CPU cores: about 15 minutes at 32^3",
+    "small": "DEMO ONLY: the paper schedule at 1% (410 steps) to see a run end on a CPU; "
+             "not a usable model",
+    "tiny": "TESTS ONLY: 6 steps; the model does not segment",
+}
 
 @dataclasses.dataclass
 class RetrainData:
@@ -130,12 +206,13 @@ class RetrainState(LoopState):
     def __init__(self, network: nn.Module, train, config: RetrainConfig, *,
                  make_optimiser: MakeOptimiser | None, loss_fn: LossFn | None, **loop: Any):
         super().__init__(schedule=config, **loop)
-        self.network, self.train, self.config = network, train, config
+        self.network, self.config = network, config
+        self.train = recipe_batches(train, config)
         self.params = [p for p in network.parameters() if p.requires_grad]
         make = make_optimiser or default_optimiser(config)
         self.opt = make(self.params)
         self.scaler = make_scaler(self.device, self.amp)
-        self.loss_fn = loss_fn if loss_fn is not None else DiceCELoss()
+        self.loss_fn = loss_fn if loss_fn is not None else default_loss(config)
         self.validation: dict[str, Any] = {"dice": {}, "mean_dice": None, "step": None}
 
     def components(self) -> dict[str, Any]:
@@ -163,13 +240,34 @@ class RetrainState(LoopState):
 
 
 def default_optimiser(config: RetrainConfig) -> MakeOptimiser:
-    """SGD with momentum and weight decay (DiNTS / C2FNAS retraining)."""
+    """The recipe's SGD: Nesterov momentum 0.99, weight decay 3e-5 (``nnunet``), or plain
+    momentum and weight decay (``paper``: DiNTS / C2FNAS retraining)."""
 
     def make(params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        if getattr(config, "recipe", "paper") == "nnunet":
+            return torch.optim.SGD(params, lr=config.nnunet_lr, momentum=config.nnunet_momentum,
+                                   weight_decay=config.nnunet_weight_decay, nesterov=True)
         return torch.optim.SGD(params, lr=config.lr_start, momentum=config.momentum,
                                weight_decay=config.weight_decay)
 
     return make
+
+
+def default_loss(config: RetrainConfig) -> LossFn:
+    """The recipe's Dice + CE: nnU-Net's soft Dice (``nnunet``) or DiNTS's squared Dice."""
+    return DiceCELoss(squared_pred=getattr(config, "recipe", "paper") != "nnunet")
+
+
+def recipe_batches(train: Iterator[dict[str, torch.Tensor]], config: RetrainConfig
+                   ) -> Iterator[dict[str, torch.Tensor]]:
+    """The training batches the recipe sees: under ``nnunet`` every sample goes through
+    nnU-Net's MONAI augmentation (``AugmentedBatches``, resumable, seeded by
+    ``config.seed``); a loader that already is augmented that way is passed through."""
+    from nasengine.data.augment import AugmentedBatches
+
+    if getattr(config, "recipe", "paper") != "nnunet" or isinstance(train, AugmentedBatches):
+        return train
+    return AugmentedBatches(train, seed=int(getattr(config, "seed", 0)) + 7919)
 
 
 def _label_names(data: Any) -> list[str] | None:
@@ -220,8 +318,11 @@ def train_from_scratch(network: nn.Module, data: TrainingData, config: RetrainCo
             returns its stored validation without emitting anything.
         roi_size: validation window (default: ``data.plan.patch_size`` or the loader's).
         progress_span: share ``(start, end)`` of the whole run this training covers.
-        make_optimiser: ``params -> optimiser``; default SGD from ``config``.
-        loss_fn: ``(logits, label) -> scalar``; default ``DiceCELoss()``.
+        make_optimiser: ``params -> optimiser``; default the recipe's SGD
+            (``default_optimiser``).
+        loss_fn: ``(logits, label) -> scalar``; default the recipe's Dice + CE
+            (``default_loss``). Under ``config.recipe == "nnunet"`` the batches of
+            ``data.train`` also get nnU-Net's MONAI augmentation (``recipe_batches``).
 
     Returns:
         ``{"dice": {class: float | None}, "mean_dice": float | None, "step": int | None}`` of
@@ -299,7 +400,8 @@ def retrain(genotype: dict[str, Any], data: RetrainData, config: RetrainConfig,
     Checkpoints go to ``out_dir/checkpoints`` (the ``stage`` file, ``checkpoint.pt`` by
     default). The network is built by the genotype's method
     (``nasengine.genotype.build_network`` for generic genotypes) after seeding torch with
-    ``config.seed``. Emits ``finished`` with ``bundle`` (the directory). Returns ``out_dir``.
+    ``config.seed``. Emits ``finished`` with ``bundle`` (the directory), ``test_cases`` and
+    ``fold`` (from ``data.source``; also top-level in ``bundle.json``). Returns ``out_dir``.
     """
     from nasengine.inference.bundle import network_from_genotype, update_bundle_info, write_bundle
     from nasengine.inference.export import export_network
@@ -316,17 +418,20 @@ def retrain(genotype: dict[str, Any], data: RetrainData, config: RetrainConfig,
                                 stage=stage, cancel=cancel, resume=resume, device=device,
                                 roi_size=patch)
     network.eval()
+    test_cases = list(data.source.get("test_cases") or [])
+    fold = data.source.get("fold")
     write_bundle(out, network=network, genotype=genotype, plan=data.plan, labels=data.labels,
                  channel_names=data.channel_names, dice=result.get("dice"),
                  mean_dice=result.get("mean_dice"),
                  source={**data.source, "retrain": config_to_dict(config),
                          "validated_at_step": result.get("step"),
-                         "n_val_cases": len(data.val_cases)})
+                         "n_val_cases": len(data.val_cases)},
+                 test_cases=test_cases, fold=fold)
     if config.export:
         example = torch.randn(1, data.in_channels, *patch)
         exports = export_network(network, example, out)
         update_bundle_info(out, exports=exports)
         network.to(device)
     reporter.emit(FINISHED, bundle=str(out), dice=result.get("dice"),
-                  mean_dice=result.get("mean_dice"))
+                  mean_dice=result.get("mean_dice"), test_cases=test_cases, fold=fold)
     return out

@@ -1,4 +1,4 @@
-"""Learning-rate schedule shape of DiNTS Sec. 4.1: linear warm-up, then multi-step decay."""
+"""Learning-rate schedules: DiNTS Sec. 4.1 (linear warm-up, multi-step decay) and nnU-Net's poly decay."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,3 +17,15 @@ def lr_at(step: int, *, warmup_steps: int, lr_start: float, lr_peak: float,
     after = step - warmup_steps
     passed = sum(1 for m in milestones if after >= m)
     return lr_peak * gamma ** passed
+
+
+def poly_lr(step: int, *, total_steps: int, lr_initial: float, exponent: float = 0.9) -> float:
+    """nnU-Net's poly decay: ``lr_initial * (1 - step / total_steps) ** exponent``.
+
+    ``step`` is 0-based, so step 0 trains at ``lr_initial`` and the rate approaches 0 at the
+    last step (it is never negative; steps past the end keep 0).
+    """
+    if total_steps <= 0:
+        return lr_initial
+    fraction = min(max(step, 0) / total_steps, 1.0)
+    return lr_initial * (1.0 - fraction) ** exponent
