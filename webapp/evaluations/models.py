@@ -70,3 +70,52 @@ class ControlSet(models.Model):
 
     def __str__(self) -> str:
         return f"Controls of {self.model}"
+
+
+class FoldSet(Job):
+    """k-fold cross-validation retrainings of one architecture (nnU-Net's 5 folds by default)
+    and the ensemble of their models: the members' softmax outputs averaged.
+
+    ``training`` while the fold runs train; once every fold's model is registered the ensemble
+    folder is written (``ensemble_dir``, relative to MEDIA_ROOT), its post-processing decided on
+    each fold's own validation cases and it is scored on the test split (``report``, the engine's
+    evaluation report) -> ``succeeded``. A fold run that fails or is cancelled fails the set.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training the folds"
+        RUNNING = "running", "Evaluating the ensemble"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.TRAINING: frozenset({Status.RUNNING, Status.FAILED}),
+        Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED}),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+    }
+    STATUS_NOUN = "fold ensemble"
+
+    #: The model whose architecture and recipe the folds retrain.
+    model = models.OneToOneField("mlmodels.TrainedModel", on_delete=models.CASCADE, related_name="fold_set")
+    source_run = models.ForeignKey("runs.Run", null=True, on_delete=models.SET_NULL, related_name="+")
+    num_folds = models.PositiveSmallIntegerField(default=5)
+    #: Retraining run ids, fold 0 first.
+    run_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING, db_index=True)
+    progress = models.CharField(max_length=300, blank=True)
+    ensemble_dir = models.CharField(max_length=500, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    mean_dice = models.FloatField(null=True, blank=True)
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"{self.num_folds}-fold ensemble of {self.model}"
+
+    @property
+    def ensemble_path(self):
+        from pathlib import Path
+
+        return Path(settings.MEDIA_ROOT) / self.ensemble_dir if self.ensemble_dir else None

@@ -8,11 +8,14 @@
   prediction users get and score it in the input's own geometry.
 - ``evaluation_retry``: evaluate again (after a failure, or once test cases exist).
 - ``launch_controls(run, actor)``: the two control retrainings of a searched architecture.
+- ``launch_folds(run, actor)``: k-fold retrainings; once all are registered their ensemble is
+  assembled, its post-processing decided and it is scored on the test split (``ensemble_run``).
 """
 from __future__ import annotations
 
 import logging
 import traceback
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -226,3 +229,153 @@ def is_control_run(run) -> bool:
     from django.db.models import Q
 
     return ControlSet.objects.filter(Q(random_run=run) | Q(handdesigned_run=run)).exists()
+
+
+# --------------------------------------------------------------------------- fold ensembles
+
+DEFAULT_FOLDS = 5
+
+
+def launch_folds(run, actor, *, num_folds: int = DEFAULT_FOLDS):
+    """Retrain ``run``'s architecture once per cross-validation fold (fold k validates, the
+    others train; the test split stays out of every fold), each an ordinary retraining run on
+    the ``gpu`` queue with the run's preset, settings, data and budget. Once all their models
+    are registered, the ensemble is assembled and evaluated (``fold_model_registered``)."""
+    from webapp.mlmodels.models import TrainedModel
+    from webapp.runs.services import run_create_retrain
+
+    from .models import FoldSet
+
+    require_write(actor, run.project)
+    try:
+        num_folds = int(num_folds)
+    except (TypeError, ValueError):
+        raise ValidationError("Give the number of folds as a whole number.")
+    if not 2 <= num_folds <= 10:
+        raise ValidationError("Use between 2 and 10 folds.")
+    if run.kind != run.Kind.RETRAIN or run.status != run.Status.SUCCEEDED or not run.genotype:
+        raise ValidationError("Folds retrain the architecture of a retraining run that succeeded.")
+    model = TrainedModel.objects.filter(run=run).first()
+    if model is None:
+        raise ValidationError("The run's model is not registered.")
+    if FoldSet.objects.filter(model=model).exists():
+        raise ValidationError("The folds of this model were launched already.")
+    if run.dataset is None:
+        raise ValidationError("The run's dataset was deleted; the folds need the same data.")
+    base = run.name or f"{run.method} model of run {run.pk}"
+    with transaction.atomic():
+        runs = [run_create_retrain(actor=actor, dataset=run.dataset, genotype=run.genotype, preset=run.preset,
+                                   config=dict(run.config or {}) | {"fold": k, "num_folds": num_folds},
+                                   gpu_budget_bytes=run.gpu_budget_bytes, parent=run,
+                                   name=f"{base}: fold {k + 1} of {num_folds}"[:200])
+                for k in range(num_folds)]
+        fold_set = FoldSet.objects.create(project=run.project, model=model, source_run=run, num_folds=num_folds,
+                                          run_ids=[r.pk for r in runs], created_by=actor)
+    return fold_set
+
+
+def fold_model_registered(model) -> None:
+    """A model was registered: when it completes a fold set, queue the ensemble's assembly."""
+    from .models import FoldSet
+
+    for fold_set in FoldSet.objects.filter(status=FoldSet.Status.TRAINING):
+        if model.run_id in fold_set.run_ids:
+            _queue_ensemble_if_complete(fold_set.pk)
+
+
+def _fold_models(fold_set):
+    from webapp.mlmodels.models import TrainedModel
+
+    by_run = {m.run_id: m for m in TrainedModel.objects.filter(run_id__in=fold_set.run_ids)}
+    return [by_run.get(run_id) for run_id in fold_set.run_ids]
+
+
+def _queue_ensemble_if_complete(fold_set_id: int) -> None:
+    from .models import FoldSet
+    from .tasks import assemble_ensemble
+
+    with transaction.atomic():
+        fold_set = FoldSet.objects.select_for_update().filter(pk=fold_set_id).first()
+        if fold_set is None or fold_set.status != FoldSet.Status.TRAINING:
+            return
+        if all(m is not None for m in _fold_models(fold_set)):
+            enqueue_on_commit(assemble_ensemble, fold_set.pk)
+
+
+def fold_set_failures(fold_set) -> list[str]:
+    """Why a fold set cannot finish: its fold runs that failed, were cancelled or deleted."""
+    from webapp.runs.models import Run
+
+    runs = {r.pk: r for r in Run.objects.filter(pk__in=fold_set.run_ids)}
+    problems = []
+    for k, run_id in enumerate(fold_set.run_ids):
+        run = runs.get(run_id)
+        if run is None:
+            problems.append(f"fold {k + 1}: its run was deleted")
+        elif run.status in (run.Status.FAILED, run.Status.CANCELLED):
+            problems.append(f"fold {k + 1}: run #{run.pk} {run.status}")
+    return problems
+
+
+def ensemble_run(*, fold_set_id: int):
+    """Write the ensemble folder of a complete fold set, decide its post-processing on each
+    fold's validation cases and score it on the test split (the Celery task calls this)."""
+    import uuid
+
+    from django.conf import settings
+
+    from nasengine import api
+    from nasengine.data.errors import DataError
+    from nasengine.inference.bundle import BundleError
+
+    from .models import FoldSet
+
+    with transaction.atomic():
+        fold_set = FoldSet.objects.select_for_update().select_related("model", "model__dataset").filter(
+            pk=fold_set_id).first()
+        if fold_set is None or fold_set.is_final:
+            return fold_set
+        if fold_set.status == FoldSet.Status.TRAINING:
+            fold_set.transition(FoldSet.Status.RUNNING)
+        if not fold_set.ensemble_dir:
+            fold_set.ensemble_dir = f"ensembles/{uuid.uuid4()}"
+            fold_set.save(update_fields=["ensemble_dir"])
+    members = _fold_models(fold_set)
+
+    def progress(message: str) -> None:
+        FoldSet.objects.filter(pk=fold_set_id).update(progress=str(message)[:300])
+
+    def fail(text: str):
+        with transaction.atomic():
+            current = FoldSet.objects.select_for_update().get(pk=fold_set_id)
+            if not current.is_final:
+                current.progress = ""
+                current.save(update_fields=["progress"])
+                current.transition(FoldSet.Status.FAILED, error=text[:4000])
+            return current
+
+    if any(m is None for m in members):
+        return fail("A fold's model is missing; the ensemble cannot be made.")
+    try:
+        out = Path(settings.MEDIA_ROOT) / fold_set.ensemble_dir
+        api.make_ensemble(out, [m.bundle_path for m in members], folds=list(range(len(members))))
+        data_dir = _data_dir(fold_set.model)
+        progress("deciding the largest-region clean-up on each fold's validation cases")
+        api.decide_postprocessing(out, data_dir, progress=progress)
+        report = api.evaluate(out, data_dir, progress=progress)
+    except (DataError, BundleError) as error:
+        return fail(f"The ensemble could not be evaluated: {getattr(error, 'problem', None) or error}")
+    except Exception as error:  # noqa: BLE001 - recorded, logged with its trace
+        log.error("Ensemble %s failed:\n%s", fold_set_id, traceback.format_exc())
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return fail(f"The ensemble failed: {type(error).__name__}: {first}")
+    with transaction.atomic():
+        current = FoldSet.objects.select_for_update().get(pk=fold_set_id)
+        if current.is_final:
+            return current
+        current.report = report
+        current.mean_dice = report.get("mean_dice")
+        current.progress = ""
+        current.save(update_fields=["report", "mean_dice", "progress"])
+        current.transition(FoldSet.Status.SUCCEEDED)
+    return current

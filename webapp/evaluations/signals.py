@@ -1,5 +1,5 @@
 """A registered (retrained) model gets its test-split evaluation, queued once the
-registration commits."""
+registration commits; the last fold of a fold set queues the ensemble."""
 import logging
 
 from django.db import transaction
@@ -16,12 +16,13 @@ def evaluate_new_model(sender, instance, created, raw=False, **kwargs):
     def create():
         from webapp.mlmodels.models import TrainedModel
 
-        from .services import evaluation_create
+        from .services import evaluation_create, fold_model_registered
 
         try:
             model = TrainedModel.objects.filter(pk=model_id).first()
             if model is not None:
                 evaluation_create(model)
+                fold_model_registered(model)  # the last fold of a fold set: make the ensemble
         except Exception:  # never undo or fail a registration that committed
             log.exception("Could not create the evaluation of model %s", model_id)
 

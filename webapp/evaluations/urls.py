@@ -9,4 +9,5 @@ urlpatterns = [
     path("models/<int:pk>/evaluation.csv", views.evaluation_csv, name="csv"),
     path("models/<int:pk>/evaluation/retry/", views.evaluation_retry, name="retry"),
     path("models/<int:pk>/controls/", views.controls_launch, name="controls"),
+    path("models/<int:pk>/folds/", views.folds_launch, name="folds"),
 ]

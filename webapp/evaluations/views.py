@@ -60,3 +60,19 @@ def controls_launch(request, pk):
     else:
         messages.success(request, f"Two control retrainings are queued (runs #{runs[0].pk} and #{runs[1].pk}).")
     return _back(model)
+
+
+@login_required
+@require_POST
+def folds_launch(request, pk):
+    model = model_get(user=request.user, pk=pk)
+    try:
+        fold_set = services.launch_folds(model.run, request.user,
+                                         num_folds=request.POST.get("num_folds") or services.DEFAULT_FOLDS)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, f"{fold_set.num_folds} fold retrainings are queued; their ensemble is "
+                                  "evaluated once all are done.")
+    return _back(model)

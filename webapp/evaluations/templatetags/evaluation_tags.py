@@ -41,7 +41,28 @@ def model_evaluation(context, model):
         "can_launch_controls": can_write and control_set is None and not is_control
         and model.run.kind == "retrain" and model.run.status == "succeeded" and model.dataset_id is not None,
         "csrf_token": context.get("csrf_token"),
+        **_folds_context(model, names, can_write, is_control),
     }
+
+
+def _folds_context(model, names, can_write, is_control) -> dict:
+    from webapp.runs.models import Run
+
+    from ..models import FoldSet
+    from ..services import DEFAULT_FOLDS, fold_set_failures
+
+    fold_set = FoldSet.objects.filter(model=model).first()
+    if fold_set is None:
+        return {"fold_set": None, "default_folds": DEFAULT_FOLDS,
+                "can_launch_folds": can_write and not is_control and model.run.kind == "retrain"
+                and model.run.status == "succeeded" and bool(model.run.genotype) and model.dataset_id is not None}
+    runs = {r.pk: r for r in Run.objects.filter(pk__in=fold_set.run_ids)}
+    report = fold_set.report or {}
+    return {"fold_set": fold_set, "can_launch_folds": False,
+            "fold_runs": [(k + 1, runs.get(run_id)) for k, run_id in enumerate(fold_set.run_ids)],
+            "fold_problems": fold_set_failures(fold_set) if fold_set.status == "training" else [],
+            "ensemble_summary": [(n, (report.get("summary") or {}).get(n, {})) for n in names],
+            "ensemble_cases": len(report.get("cases") or [])}
 
 
 @register.filter
