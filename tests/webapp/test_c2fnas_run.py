@@ -3,7 +3,7 @@
 With the session's real Celery worker (default + gpu queues): the worker runtime hands the run
 to ``candidates.start_run_search`` (it does not train in the claiming task), the orchestration's
 and every candidate's events are stored as events of the run, once each, with seqs 1..N, the
-fields ``stage`` / ``candidate`` / ``stream``, monotonic overall ``progress``; the run succeeds
+fields ``stage`` / ``candidate`` / ``origin``, monotonic overall ``progress``; the run succeeds
 with the genotype ``c2fnas_finish`` wrote. Cancelling a running search stops its candidates and
 the run ends cancelled. In-process: a stream that rewinds drops only its own events and the
 run's seqs close up.
@@ -67,8 +67,8 @@ def test_a_web_c2fnas_search_runs_on_the_candidate_executor_and_stores_every_eve
         streams[folder.name] = read_events(folder / "events.jsonl")
     assert len(streams) == 1 + FAST["candidates"]
     for name, stream in streams.items():
-        stored = [e for e in events if e.payload["stream"] == name]
-        assert [e.payload["stream_seq"] for e in stored] == [e["seq"] for e in stream], name
+        stored = [e for e in events if e.payload["origin"][0] == name]
+        assert [e.payload["origin"][1] for e in stored] == [e["seq"] for e in stream], name
         assert [e.type for e in stored] == [e["type"] for e in stream], name
     steps = [e.payload for e in events if e.type == "step"]
     candidate_steps = [p for p in steps if p["stage"].startswith("coarse-")]
@@ -132,7 +132,7 @@ def test_a_stream_rewind_drops_its_own_events_and_closes_up_the_runs_seqs(
     cand.rewind(1)
     cand({"seq": 2, "type": "step", "time": 6.0, "step": 1, "stage": "coarse-ab"})
     stored = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", "type", "payload"))
-    assert [(s, t, p["stream"], p["stream_seq"]) for s, t, p in stored] == [
+    assert [(s, t, *p["origin"]) for s, t, p in stored] == [
         (1, "run_started", "search", 1), (2, "run_started", "coarse-ab", 1),
         (3, "c2fnas.candidate_submitted", "search", 2), (4, "step", "coarse-ab", 2)]
     assert stored[-1][2]["step"] == 1

@@ -20,7 +20,9 @@ C2FNAS search): the run's folder is the search folder, and its settings name the
 
 - stores each event of every stream (the orchestration's and each candidate's) as a
   ``RunEvent`` of the run (``RunStreamSink``): the run's next ``seq``, the event's own fields
-  (``stage``, ``candidate``, ...) plus ``stream`` and ``stream_seq``; a stream that rewinds
+  (``stage``, ``candidate``, ...) plus ``origin = [stream, seq in that stream]`` (a list:
+  the run page charts every number of a step event, and a list is no series); a stream that
+  rewinds
   (a killed candidate resumed from its checkpoint, the orchestration's re-emitted
   ``cancelled``) drops its own later events and the run's later events close up, so every
   event is stored once and the seqs stay 1..N; the browser is told with a ``run.rewind``;
@@ -109,8 +111,7 @@ class RunStreamSink:
 
     def __call__(self, event: dict) -> None:
         payload = {k: v for k, v in event.items() if k not in ("seq", "type", "time")}
-        payload["stream"] = self.stream
-        payload["stream_seq"] = int(event["seq"])
+        payload["origin"] = [self.stream, int(event["seq"])]
         when = float(event.get("time") or time.time())
         with transaction.atomic():
             run = Run.objects.select_for_update().filter(pk=self.run_id).first()
@@ -139,8 +140,8 @@ class RunStreamSink:
             run = Run.objects.select_for_update().filter(pk=self.run_id).first()
             if run is None or run.is_final:
                 return
-            dropped = RunEvent.objects.filter(run_id=self.run_id, payload__stream=self.stream,
-                                              payload__stream_seq__gt=int(seq))
+            dropped = RunEvent.objects.filter(run_id=self.run_id, payload__origin__0=self.stream,
+                                              payload__origin__1__gt=int(seq))
             first = dropped.aggregate(m=Min("seq"))["m"]
             if first is None:
                 return
