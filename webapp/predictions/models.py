@@ -60,6 +60,9 @@ class Prediction(Job):
     voxel_volume_ml = models.FloatField(null=True, blank=True)
     #: Per class of the model: [{"value": 1, "name": "liver", "voxels": 1234, "ml": 12.3}, ...].
     volumes = models.JSONField(default=list, blank=True)
+    #: The reference label's volumes when the input is a dataset case with a label, in the rows of
+    #: ``volumes`` (computed once, on first view): [{"value", "name", "voxels", "ml"}, ...].
+    reference_volumes = models.JSONField(default=list, blank=True)
     #: Transformer ops whose attention maps were asked for (site ids; empty: every one).
     attention_request = models.JSONField(default=list, blank=True)
     #: Attention maps written: [{"id", "source", "target", "layer", "level", "file", "min",

@@ -1,4 +1,6 @@
 """Reads for predictions. Every read goes through project membership."""
+import re
+
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -67,3 +69,52 @@ def case_get_for_model(*, model, pk) -> Case:
         return pickable_cases(model=model).get(pk=pk)
     except (Case.DoesNotExist, ValueError, TypeError):
         raise Http404("No such case in this project.")
+
+
+# -- what the prediction page shows a researcher --------------------------------------------------
+_WINDOWS = re.compile(r"^sliding window over \(([\d, ]+)\) with \(([\d, ]+)\) windows$")
+
+
+def plain_progress(text: str) -> str:
+    """The worker's progress line in a researcher's words (the engine's older wording,
+    "sliding window over (66, 78, 63) with (32, 32, 32) windows", becomes "segmenting the
+    volume (66 × 78 × 63 voxels after resampling), patch by patch")."""
+    text = (text or "").strip()
+    match = _WINDOWS.match(text)
+    if match:
+        shape = " × ".join(s.strip() for s in match.group(1).split(","))
+        return f"segmenting the volume ({shape} voxels after resampling), patch by patch"
+    if text.startswith("preprocessing "):
+        return "preparing the volume (resampling and normalising it as the training data was)"
+    if text.startswith("writing "):
+        return "writing the label map"
+    if text == "attention maps of the transformer ops":
+        return "computing the attention maps of the transformer layers"
+    return text
+
+
+def reference_volumes(prediction: Prediction) -> list[dict]:
+    """Per-class volumes of the reference label, when the input is a case of a dataset that
+    has a label map: [{"value", "name", "voxels", "ml"}] for the model's classes whose value
+    the dataset names alike ([] otherwise). Read from the label file once, then kept on the
+    prediction (``reference_volumes``): a large label map takes a while to count."""
+    if prediction.reference_volumes:
+        return prediction.reference_volumes
+    case = prediction.source_case
+    if case is None or not case.label_path or case.label_file is None or not case.label_file.is_file():
+        return []
+    from webapp.predictions.services import class_volumes
+
+    dataset_names = {str(k): str(v).strip().lower() for k, v in (case.dataset.labels or {}).items()}
+    same = {k: v for k, v in (prediction.model.label_names or {}).items()
+            if dataset_names.get(str(k)) == str(v).strip().lower()}
+    if not [k for k in same if str(k) != "0"]:
+        return []
+    image = prediction.input_file if prediction.input_file.is_file() else case.image_file
+    try:
+        _, rows = class_volumes(case.label_file, image, same)
+    except (OSError, ValueError, EOFError):
+        return []
+    Prediction.objects.filter(pk=prediction.pk).update(reference_volumes=rows)
+    prediction.reference_volumes = rows
+    return rows

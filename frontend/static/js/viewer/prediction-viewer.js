@@ -8,6 +8,11 @@
 // maximum; below 1 transparent) with its own opacity slider.
 // When the first frame is drawn the canvas gets data-ready="true" (tests wait for it); it
 // carries data-attention (the shown map's id) and data-attention-opacity once a map is drawn.
+//
+// The crosshair is thin (one pixel, half transparent) and the "Crosshair" box hides it (its
+// colour's alpha set to 0; data-crosshair="on"/"off" on the canvas). The legend's colour inputs
+// recolour the overlay at once (data-rgb on each legend item and data-colours on the canvas
+// follow); saving them for the model is the form's job (a POST of the same inputs).
 
 const config = JSON.parse(document.getElementById('viewer-config').textContent);
 const canvas = document.getElementById('viewer-canvas');
@@ -18,6 +23,15 @@ const sliceSelect = document.getElementById('slice-type');
 const attentionSelect = document.getElementById('attention-layer');
 const attentionSlider = document.getElementById('attention-opacity');
 const attentionValue = document.getElementById('attention-opacity-value');
+const crosshairToggle = document.getElementById('crosshair-toggle');
+/** One pixel, white at 45%: seen, but the anatomy shows through. */
+export const CROSSHAIR_ON = [1, 1, 1, 0.45];
+export const CROSSHAIR_OFF = [1, 1, 1, 0];
+
+/** "#rrggbb" -> [r, g, b] */
+export function hexToRgb(hex) {
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
 const ATTENTION_INDEX = 2; // input, label, then the heat map
 
 /** NiiVue options of an attention map's volume: a heat map from uniform attention up. */
@@ -57,7 +71,7 @@ async function main() {
   const { Niivue, SLICE_TYPE } = niivue;
   const nv = new Niivue({
     backColor: [0, 0, 0, 1],
-    crosshairColor: [1, 1, 1, 0.5],
+    crosshairColor: crosshairToggle && !crosshairToggle.checked ? CROSSHAIR_OFF : CROSSHAIR_ON,
     crosshairWidth: 1,
     show3Dcrosshair: false,
     isColorbar: false,
@@ -115,6 +129,30 @@ async function main() {
     }
   }
 
+  const setCrosshair = (on) => {
+    nv.setCrosshairColor(on ? CROSSHAIR_ON : CROSSHAIR_OFF);
+    canvas.dataset.crosshair = on ? 'on' : 'off';
+  };
+  canvas.dataset.crosshair = crosshairToggle && !crosshairToggle.checked ? 'off' : 'on';
+  if (crosshairToggle) crosshairToggle.addEventListener('change', () => setCrosshair(crosshairToggle.checked));
+
+  const colours = config.colours.map((c) => ({ ...c, rgb: [...c.rgb] }));
+  canvas.dataset.colours = JSON.stringify(colours.map((c) => c.rgb));
+  for (const input of document.querySelectorAll('.colour-input')) {
+    input.addEventListener('input', () => {
+      const entry = colours.find((c) => String(c.value) === input.dataset.labelValue);
+      if (!entry) return;
+      entry.rgb = hexToRgb(input.value);
+      entry.hex = input.value;
+      overlay.setColormapLabel(labelColourTable(colours));
+      nv.updateGLVolume();
+      const item = input.closest('li');
+      if (item) item.dataset.rgb = entry.rgb.join(',');
+      for (const swatch of document.querySelectorAll(`#volume-table tr[data-label-value="${entry.value}"] .swatch`)) swatch.style.background = entry.hex;
+      canvas.dataset.colours = JSON.stringify(colours.map((c) => c.rgb));
+    });
+  }
+
   if (slider) {
     slider.addEventListener('input', () => {
       const value = Number(slider.value);
@@ -134,7 +172,7 @@ async function main() {
   requestAnimationFrame(() => requestAnimationFrame(() => {
     canvas.dataset.opacity = String(opacity);
     canvas.dataset.ready = 'true';
-    say('Scroll or click to move through the volume; the legend shows the class colours.');
+    say('Scroll or click to move through the volume; the legend shows the class colours (click one to change it).');
   }));
 }
 
