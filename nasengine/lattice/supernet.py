@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from ..ops import get_op
 from ..ops.operations import HeadOut, HeadUp, Identity, Stem
@@ -94,6 +95,9 @@ class LatticeSupernet(nn.Module):
         genotype_stem_filters: full-resolution filters written into decoded genotypes (the
             retrain network; default ``stem_filters``); genotype_meta: extra ``meta`` entries;
             genotype_patch_size: when given, decoded genotypes carry ``derived`` figures there.
+        checkpoint_layers: activation checkpointing per layer: in a forward with gradients each
+            layer keeps only its inputs (the D features and its edge weights) and is rerun in
+            backward (``torch.utils.checkpoint``, non-reentrant). Costs about one more forward.
 
     Shapes: ``[B, in_channels, *S] -> [B, out_channels, *S]``, S divisible by 2^D.
 
@@ -120,8 +124,10 @@ class LatticeSupernet(nn.Module):
         genotype_stem_filters: int | None = None,
         genotype_meta: dict | None = None,
         genotype_patch_size: list[int] | None = None,
+        checkpoint_layers: bool = False,
     ):
         super().__init__()
+        self.checkpoint_layers = bool(checkpoint_layers)
         self.space = space = get_space(num_depths)
         self.cell_ops = tuple(cell_ops)
         self.method = method
@@ -182,17 +188,23 @@ class LatticeSupernet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [stem(x) for stem in self.stems]
         weights = self.edge_weights()
-        edges = self.space.edges
-        for i, layer in enumerate(self.layers):
-            w = weights[i]
-            feats = [
-                node([feats[edges[e].source] for e in node.edge_range], w[node.edge_range.start : node.edge_range.stop])
-                for node in layer
-            ]
+        for i in range(self.L):
+            if self.checkpoint_layers and torch.is_grad_enabled():
+                feats = list(checkpoint(self._layer_forward, i, weights[i], *feats, use_reentrant=False))
+            else:
+                feats = self._layer_forward(i, weights[i], *feats)
         t = self.head_up[-1](feats[-1])
         for d in range(self.D - 2, -1, -1):
             t = self.head_up[d](feats[d] + t)
         return self.head_out(t)
+
+    def _layer_forward(self, i: int, w: torch.Tensor, *feats: torch.Tensor) -> list[torch.Tensor]:
+        """Layer ``i``: the D feature nodes from the previous layer's ``feats`` (``w``: ``[E, N]``)."""
+        edges = self.space.edges
+        return [
+            node([feats[edges[e].source] for e in node.edge_range], w[node.edge_range.start : node.edge_range.stop])
+            for node in self.layers[i]
+        ]
 
     # ---- architecture losses ---------------------------------------------------------------
     def arch_regularisers(self) -> dict[str, torch.Tensor]:

@@ -21,9 +21,14 @@ from ...ops import get_op
 from ..base import MemoryEstimate
 from .cell_ops import DINTS_CELL_OPS
 
-__all__ = ["op_cost_table", "supernet_activation_bytes", "estimate_memory", "retrain_filters"]
+__all__ = ["op_cost_table", "supernet_activation_bytes", "layer_recompute_bytes", "estimate_memory", "retrain_filters"]
 
 BYTES = 4
+
+
+def search_recompute_mode(config) -> str:
+    """The supernet's ``recompute`` mode (:data:`.model_search.RECOMPUTE_MODES`) of a config."""
+    return "front+middle" if config.recompute_p3d_middle else "front"
 
 
 def retrain_filters(stem_filters: int, multiplier: float) -> int:
@@ -38,15 +43,46 @@ def op_cost_table(space: SearchSpace, stem_filters: int, patch: Sequence[int]) -
 
 
 def supernet_activation_bytes(space: SearchSpace, num_layers: int, in_channels: int, out_channels: int,
-                              stem_filters: int, patch: Sequence[int]) -> int:
+                              stem_filters: int, patch: Sequence[int], *, recompute: str = "front",
+                              checkpoint_layers: bool = False) -> int:
     """Bytes the supernet (:class:`DiNTSSupernet`) saves for backward per sample.
 
-    Per feature node with n incoming edges and c channels on S voxels: the resampling ops, the
-    concatenated inputs (kept for the skip weights), their ReLU, 3 P3D middle tensors and the
-    4 op outputs under the shared InstanceNorm: ``9 n c S`` floats.
+    Per layer, its inputs (the previous layer's D feature nodes, ``c_t S_t`` floats at level t):
+    every edge that reads a feature keeps the same storage (:mod:`.recompute`). Per feature node
+    with n incoming edges and c channels on S voxels: the 4 op outputs under the shared
+    InstanceNorm (``4 n c S``), its statistics (``8 n c``) and, unless ``recompute`` is
+    ``"front+middle"``, the 3 P3D middle tensors (``3 n c S``). ``recompute="none"`` (plain
+    autograd) keeps instead the resampling ops' tensors, the concatenated inputs, their ReLU,
+    the middles and the op outputs: ``9 n c S`` plus the resampling. With ``checkpoint_layers``
+    only the layer inputs stay between forward and backward (:func:`layer_recompute_bytes` is
+    the extra one layer needs while backward reruns it). Stems and head come on top.
     """
     f = stem_filters
     ch = level_channels(f, space.D)
+    fixed = fixed_bytes(space, in_channels, out_channels, f, patch, range(space.D))
+    inputs = sum(ch[t] * math.prod(level_shape(patch, t + 1)) for t in range(space.D)) * BYTES
+    if checkpoint_layers:
+        return num_layers * inputs + fixed
+    if recompute == "none":
+        return num_layers * _plain_node_bytes(space, ch, patch) + fixed
+    return num_layers * (inputs + layer_recompute_bytes(space, stem_filters, patch, recompute=recompute)) + fixed
+
+
+def layer_recompute_bytes(space: SearchSpace, stem_filters: int, patch: Sequence[int], *,
+                          recompute: str = "front") -> int:
+    """Per-sample bytes one layer's feature nodes save beyond the layer inputs (see
+    :func:`supernet_activation_bytes`): what a checkpointed layer holds while backward reruns it."""
+    ch = level_channels(stem_filters, space.D)
+    per_voxel = 4 if recompute == "front+middle" else 7
+    total = 0
+    for t in range(space.D):
+        n, c, s = len(space.edges_into(t)), ch[t], math.prod(level_shape(patch, t + 1))
+        total += (per_voxel * n * c * s + 8 * n * c) * BYTES
+    return total
+
+
+def _plain_node_bytes(space: SearchSpace, ch: Sequence[int], patch: Sequence[int]) -> int:
+    """One layer in plain autograd (``recompute="none"``, the node before issue 15)."""
     layer = 0
     for t in range(space.D):
         rng = space.edges_into(t)
@@ -56,7 +92,7 @@ def supernet_activation_bytes(space: SearchSpace, num_layers: int, in_channels: 
             edge = space.edges[e]
             if edge.resample != "none":
                 layer += get_op(edge.resample).memory(ch[edge.source], c, level_shape(patch, edge.source + 1))
-    return num_layers * layer + fixed_bytes(space, in_channels, out_channels, f, patch, range(space.D))
+    return layer
 
 
 def _supernet_parameters(space: SearchSpace, num_layers: int, in_channels: int, out_channels: int, f: int) -> int:
@@ -93,8 +129,11 @@ def _cell_parameters(space: SearchSpace, f: int, how: str) -> float:
 def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstimate:
     """Memory to search and to retrain with ``config`` (a :class:`DiNTSConfig`).
 
-    - ``search_bytes``: the supernet's saved activations at the search patch and batch, plus
-      parameters, gradients and SGD momentum (float32).
+    - ``search_bytes``: the supernet's saved activations at the search patch and batch (what
+      :func:`supernet_activation_bytes` counts for the config's ``recompute_p3d_middle`` and
+      ``activation_checkpointing``; with checkpointing, plus the one layer backward reruns at a
+      time, ``details["search_rerun_bytes_per_sample"]``), plus parameters, gradients and SGD
+      momentum (float32).
     - ``retrain_bytes``: the discrete network at the retrain channels, patch and batch with
       every edge of every layer on and each cell at the mean of the op costs (the expected op
       under uniform alpha), plus weights, gradients and momentum likewise. Every edge, because
@@ -116,9 +155,13 @@ def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstima
     patch = list(config.patch_size)
     L = config.num_layers
     f = config.stem_filters
-    act = supernet_activation_bytes(space, L, in_channels, out_channels, f, patch)
+    recompute = search_recompute_mode(config)
+    act = supernet_activation_bytes(space, L, in_channels, out_channels, f, patch, recompute=recompute,
+                                    checkpoint_layers=config.activation_checkpointing)
+    # a checkpointed layer holds its own activations again while backward reruns it
+    rerun = layer_recompute_bytes(space, f, patch, recompute=recompute) if config.activation_checkpointing else 0
     params = _supernet_parameters(space, L, in_channels, out_channels, f)
-    search = act * config.batch_size + 3 * params * BYTES
+    search = (act + rerun) * config.batch_size + 3 * params * BYTES
 
     fr = retrain_filters(f, config.retrain_channel_multiplier)
     op_costs, edge_costs = op_cost_table(space, fr, patch)
@@ -139,6 +182,9 @@ def estimate_memory(config, in_channels: int, out_channels: int) -> MemoryEstima
         "search_activation_bytes": int(act * config.batch_size),
         "retrain_activation_bytes": int(retrain_act * b),
         "search_activation_bytes_per_sample": int(act),
+        "search_rerun_bytes_per_sample": int(rerun),
+        "search_recompute": recompute,
+        "search_activation_checkpointing": bool(config.activation_checkpointing),
         "search_parameters": int(params),
         "search_batch_size": int(config.batch_size),
         "retrain_stem_filters": fr,

@@ -13,7 +13,7 @@ from ...training.retrain import RETRAIN_PRESETS
 from ...training.search_loop import SearchSchedule
 from ..base import DataSettings, MemoryEstimate, SearchData, SearchMethod
 from .config import PRESETS, DiNTSConfig
-from .memory import estimate_memory, op_cost_table, retrain_filters
+from .memory import estimate_memory, op_cost_table, retrain_filters, search_recompute_mode
 from .model_search import DiNTSSupernet
 
 __all__ = ["DiNTSMethod"]
@@ -56,6 +56,8 @@ class DiNTSMethod(SearchMethod):
             alpha_init=(config.alpha_init_mean, config.alpha_init_std),
             edge_init=(config.edge_init_mean, config.edge_init_std),
             channels_last=config.channels_last,
+            recompute=search_recompute_mode(config),
+            checkpoint_layers=config.activation_checkpointing,
             genotype_stem_filters=fr,
             genotype_patch_size=list(config.patch_size),
             genotype_meta={"divisor": 2**config.num_depths, "sigma": config.sigma,
