@@ -31,7 +31,7 @@ EVENTS_FILE = "events.jsonl"
 GENOTYPE_FILE = "genotype.json"
 CHECKPOINT_DIR = "checkpoints"
 
-__all__ = ["list_methods", "make_demo_data", "estimate", "search", "retrain", "predict",
+__all__ = ["list_methods", "make_demo_data", "control_architecture", "estimate", "search", "retrain", "predict",
            "evaluate", "decide_postprocessing", "make_ensemble",
            "retrain_schema", "make_retrain_config", "checkpoint_exists", "prepare_data",
            "PreparedData", "EVENTS_FILE", "GENOTYPE_FILE", "CHECKPOINT_DIR"]
@@ -58,11 +58,50 @@ def retrain_schema(method: str | None = None) -> dict[str, Any]:
     return schema
 
 
-def make_demo_data(out_dir: PathLike, **kwargs: Any) -> Path:
-    """Write the synthetic demo dataset (MSD layout) into ``out_dir``; returns it."""
-    from nasengine.data import make_demo_data as _make
+def make_demo_data(out_dir: PathLike, kind: str = "blobs", **kwargs: Any) -> Path:
+    """Write a synthetic dataset (MSD layout) into ``out_dir``; returns it. ``kind``:
+    ``blobs`` (the quick demo: organ + lesion) or ``anatomy`` (the phantom of
+    ``nasengine.data.demo.make_anatomy_data``: nested and touching structures, four classes,
+    labelled test cases)."""
+    from nasengine.data.demo import make_anatomy_data
+    from nasengine.data.demo import make_demo_data as _make
 
-    return Path(_make(Path(out_dir), **kwargs))
+    if kind not in ("blobs", "anatomy"):
+        raise ConfigError(f"unknown demo data kind {kind!r}; known: blobs, anatomy", "kind")
+    make = make_anatomy_data if kind == "anatomy" else _make
+    return Path(make(Path(out_dir), **kwargs))
+
+
+def control_architecture(kind: str, data_dir: PathLike, *, method: str | None = None,
+                         preset: str | None = None, overrides: Mapping[str, Any] | None = None,
+                         seed: int = 0, patch_size: tuple[int, int, int] | None = None,
+                         target_parameters: int | None = None) -> dict[str, Any]:
+    """A control genotype for "did the search help?" (issue 12 item 4).
+
+    ``kind="random"``: drawn at random from ``method``'s space under ``preset`` (search
+    settings); ``kind="handdesigned"``: MONAI ``DynUNet`` configured from the dataset's plan
+    as nnU-Net does, sized to ``target_parameters`` when given (``patch_size`` default: the
+    plan's). Retrain either with ``retrain`` like a searched genotype.
+    """
+    from nasengine.controls import handdesigned_architecture, random_architecture
+
+    if kind == "random":
+        if method is None:
+            raise ConfigError("a random control needs the method whose space to draw from",
+                              "method")
+        return random_architecture(method, data_dir, preset=preset, overrides=overrides,
+                                   seed=seed)
+    if kind == "handdesigned":
+        from nasengine.data import compute_fingerprint, load_dataset, make_plan
+
+        spec = load_dataset(Path(data_dir))
+        try:
+            plan = make_plan(compute_fingerprint(spec), divisor=16, patch_size=patch_size)
+            return handdesigned_architecture(plan, patch_size,
+                                             target_parameters=target_parameters)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "patch_size") from None
+    raise ConfigError(f"unknown control kind {kind!r}; known: random, handdesigned", "kind")
 
 
 # ----------------------------------------------------------------------------- data

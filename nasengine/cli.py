@@ -90,7 +90,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_make_demo_data(args: argparse.Namespace) -> int:
     from nasengine import api
 
-    path = api.make_demo_data(args.dir, n_cases=args.cases, seed=args.seed)
+    path = api.make_demo_data(args.dir, kind=args.kind, n_cases=args.cases, seed=args.seed)
     print(f"demo dataset written to {path}")
     return 0
 
@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--cases", type=int, default=6, help="labelled cases (default 6)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kind", choices=("blobs", "anatomy"), default="blobs",
+                   help="blobs: quick demo (organ + lesion); anatomy: phantom with nested "
+                        "and touching structures, 4 classes, labelled test cases")
     p.set_defaults(func=cmd_make_demo_data)
 
     def common(p: argparse.ArgumentParser, *, data: bool = True) -> None:
@@ -278,8 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default=None,
                    help="whose retraining settings and presets to use (default: the "
                         "genotype's method; the shared ones when it is not installed)")
-    settings(p, "retraining preset of the method (shared: paper, small, tiny; default "
-                "paper)")
+    from nasengine.training.retrain import RETRAIN_PRESET_DESCRIPTIONS
+
+    settings(p, "retraining preset of the method (default: default). Shared presets: "
+             + "; ".join(f"{k}: {v}" for k, v in RETRAIN_PRESET_DESCRIPTIONS.items()))
     run_control(p)
     p.set_defaults(func=cmd_retrain)
 
