@@ -81,9 +81,16 @@ def _plan_dict(plan: Any) -> dict[str, Any]:
 
 
 def network_from_genotype(genotype: dict[str, Any]) -> nn.Module:
-    """Discrete network of a genotype: the method's builder when it is registered, else the
-    generic ``nasengine.genotype.build_network``."""
+    """Discrete network of a genotype: the network plan of a hand-designed control
+    (``meta.network_plan``: MONAI ``DynUNet``, see ``nasengine.controls.handdesigned``), else
+    the method's builder when it is registered, else the generic
+    ``nasengine.genotype.build_network``."""
+    from nasengine.controls.handdesigned import NETWORK_PLAN_KEY, build_planned_network
     from nasengine.methods import registry
+
+    plan = (genotype.get("meta") or {}).get(NETWORK_PLAN_KEY)
+    if isinstance(plan, Mapping):
+        return build_planned_network(plan)
 
     method = registry.get(genotype.get("method", ""))
     if method is not None:

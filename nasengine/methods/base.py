@@ -215,6 +215,30 @@ class SearchMethod:
             label_names=data.label_names, make_optimisers=make_optimisers,
             loss_fn=self.loss_fn(config))
 
+    # -- controls -------------------------------------------------------------------------
+    def random_genotype(self, config: Any, rng, in_channels: int, out_channels: int
+                        ) -> dict[str, Any]:
+        """An architecture drawn at random from this method's space (the "random" control of
+        issue 12). ``rng``: a ``numpy.random.Generator``.
+
+        Default: build the supernet, set every architecture parameter to i.i.d. N(0, 1)
+        logits drawn from ``rng`` (far from the uniform start, so the draw varies with the
+        seed) and decode it with the supernet's own ``decode`` (which keeps a lattice
+        decode feasible). A method whose supernet has no ``arch_parameters``/``decode``
+        overrides this.
+        """
+        network = self.build_supernet(config, in_channels, out_channels)
+        arch = getattr(network, "arch_parameters", None)
+        decode = getattr(network, "decode", None)
+        if not callable(arch) or not callable(decode):
+            raise NotImplementedError(f"{self.name}: the supernet has no architecture "
+                                      f"parameters to draw; override random_genotype")
+        with torch.no_grad():
+            for p in arch():
+                values = rng.standard_normal(tuple(p.shape)).astype("float32")
+                p.copy_(torch.from_numpy(values).to(p.device, p.dtype))
+        return decode()
+
     # -- architecture -> network ------------------------------------------------------------
     def build_network(self, genotype: dict[str, Any]) -> nn.Module:
         """A plain ``nn.Module`` from a (validated) genotype; default: the generic builder."""
