@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     from nasengine.training.retrain import RETRAIN_PRESET_DESCRIPTIONS
 
     settings(p, "retraining preset of the method (default: default). Shared presets: "
-             + "; ".join(f"{k}: {v}" for k, v in RETRAIN_PRESET_DESCRIPTIONS.items()))
+             + "; ".join(f"{k}: {v}" for k, v in RETRAIN_PRESET_DESCRIPTIONS.items())
+             .replace("%", "%%"))
     run_control(p)
     p.set_defaults(func=cmd_retrain)
 
