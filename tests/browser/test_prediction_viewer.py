@@ -240,3 +240,112 @@ def test_attention_heat_map_is_drawn_with_a_layer_picker_and_opacity(
     heat, source = nib.load(str(saved)), nib.load(str(scan))
     assert heat.shape == source.shape and np.allclose(heat.affine, source.affine, atol=1e-5)
     print(f"heat map pixels: first {changed} ({hot} hot), last {changed_last} ({hot_last} hot); screenshots in {shots}")
+
+
+# ---- the palette and the crosshair (issue 13.5) ------------------------------------------------
+
+def _prediction_with_a_big_label(model):
+    """A succeeded prediction whose label covers the volume's centre (where the viewer opens):
+    class 1 a central block, class 2 a slab beside it, over a mid-grey volume."""
+    from predictiontesting import make_prediction, write_volume
+
+    prediction = make_prediction(model)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    write_volume(prediction.input_file, np.full((16, 16, 16), 100.0, np.float32), affine, identifying=False)
+    label = np.zeros((16, 16, 16), np.uint8)
+    label[5:11, 5:11, 5:11] = 1
+    label[11:15, 5:11, 5:11] = 2
+    write_volume(prediction.output_file, label, affine, identifying=False)
+    prediction.attention_maps = []
+    prediction.save()
+    return prediction
+
+
+def test_okabe_ito_palette_per_class_colour_editing_and_crosshair_toggle(
+    chromium_with_viewer, asgi_live_server, make_user, make_project, media_root, tmp_path
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    from webapp.common.colours import legend
+    from webapp.datasets.models import Dataset
+    from webapp.mlmodels.models import TrainedModel
+    from webapp.runs.models import Run
+
+    user = make_user("palette-reader", password=PASSWORD)
+    project = make_project(user, name="Palette project")
+    dataset = Dataset.objects.create(project=project, name="D", source="folder", status="ready")
+    run = Run.objects.create(project=project, dataset=dataset, kind="retrain", method="dints", preset="tiny", gpu_budget_bytes=1)
+    model = TrainedModel.objects.create(project=project, run=run, dataset=dataset, name="Palette model", bundle_dir="x",
+                                        label_names={"0": "background", "1": "organ", "2": "lesion"})
+    prediction = _prediction_with_a_big_label(model)
+    colours = legend(model.label_names)
+    assert [c["hex"] for c in colours] == ["#e69f00", "#56b4e9"]  # Okabe-Ito orange and sky blue
+    shots = Path(os.environ.get("VOXELSEARCH_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    console_errors: list[str] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_with_viewer, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.set_default_timeout(30_000)
+            page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            page.goto(asgi_live_server.url + "/accounts/login/")
+            page.fill("#id_username", "palette-reader")
+            page.fill("#id_password", PASSWORD)
+            page.click("#sign-in")
+            page.goto(f"{asgi_live_server.url}/predictions/{prediction.pk}/")
+            canvas = page.locator("#viewer-canvas")
+            expect(canvas).to_have_attribute("data-ready", "true", timeout=TIMEOUT_MS)
+            expect(canvas).to_have_attribute("data-crosshair", "on")
+
+            def settle(predicate, what, palette):
+                seen = None
+                for _ in range(40):
+                    seen = overlay_pixels(canvas.screenshot(), palette)
+                    if predicate(seen):
+                        return seen
+                    page.wait_for_timeout(250)
+                raise AssertionError(f"overlay never {what}: {seen}")
+
+            drawn = settle(lambda c: c[1] > 200 and c[2] > 50, "drawn in Okabe-Ito", colours)
+            canvas.screenshot(path=str(shots / "palette-default.png"))
+
+            # Class 1 recoloured in the legend: the overlay follows at once, class 2 stays.
+            page.locator('#viewer-legend input[data-label-value="1"]').fill("#cc79a7")
+            expect(page.locator('#viewer-legend li[data-label-value="1"]')).to_have_attribute("data-rgb", "204,121,167")
+            purple = [{**colours[0], "rgb": [204, 121, 167]}, colours[1]]
+            recoloured = settle(lambda c: c[1] > 200 and c[2] > 50, "recoloured", purple)
+            assert settle(lambda c: c[1] < 0.05 * drawn[1], "orange gone", colours)[2] > 50
+            canvas.screenshot(path=str(shots / "palette-edited.png"))
+
+            # Crosshair off: only its thin lines change (the overlay stays); on again: back.
+            def shot():
+                from PIL import Image
+
+                page.wait_for_timeout(300)
+                return np.asarray(Image.open(__import__("io").BytesIO(canvas.screenshot())).convert("RGB")).astype(int)
+
+            with_lines = shot()
+            page.uncheck("#crosshair-toggle")
+            expect(canvas).to_have_attribute("data-crosshair", "off")
+            without_lines = shot()
+            changed = np.abs(with_lines - without_lines).max(axis=2) > 30
+            height, width = changed.shape
+            assert changed.sum() > height, "the crosshair did not disappear"  # at least one line's worth
+            assert changed.sum() < 0.05 * height * width, "more than thin lines changed"
+            page.check("#crosshair-toggle")
+            expect(canvas).to_have_attribute("data-crosshair", "on")
+            assert np.abs(shot() - with_lines).max(axis=2).__gt__(30).sum() < 0.2 * changed.sum()
+            print(f"overlay pixels: default {drawn}, recoloured {recoloured}; crosshair pixels {int(changed.sum())}")
+        except BaseException:
+            try:
+                page.screenshot(path=str(shots / "palette-failure.png"), full_page=True)
+            except Exception:
+                pass
+            raise
+        finally:
+            browser.close()
+    errors = [e for e in console_errors if "WebSocket" not in e]
+    assert not errors, f"errors in the browser console: {errors}"

@@ -9,8 +9,11 @@
 // When the first frame is drawn the canvas gets data-ready="true" (tests wait for it); it
 // carries data-attention (the shown map's id) and data-attention-opacity once a map is drawn.
 //
-// The crosshair is thin (one pixel, half transparent) and the "Crosshair" box hides it (its
-// colour's alpha set to 0; data-crosshair="on"/"off" on the canvas). The legend's colour inputs
+// The crosshair is thin and the "Crosshair" box hides it (data-crosshair="on"/"off" on the
+// canvas). NiiVue draws the 2D crosshair as an opaque 3D bar one voxel wide by default, which
+// covers the anatomy of a coarse volume; its width is set here in millimetres to about one and a
+// half screen pixels of the shown slices (recomputed when the view or the window changes), and a
+// width of 0 hides it. The legend's colour inputs
 // recolour the overlay at once (data-rgb on each legend item and data-colours on the canvas
 // follow); saving them for the model is the form's job (a POST of the same inputs).
 
@@ -24,9 +27,17 @@ const attentionSelect = document.getElementById('attention-layer');
 const attentionSlider = document.getElementById('attention-opacity');
 const attentionValue = document.getElementById('attention-opacity-value');
 const crosshairToggle = document.getElementById('crosshair-toggle');
-/** One pixel, white at 45%: seen, but the anatomy shows through. */
-export const CROSSHAIR_ON = [1, 1, 1, 0.45];
-export const CROSSHAIR_OFF = [1, 1, 1, 0];
+/** Light yellow: seen on grey anatomy and on every label colour. */
+export const CROSSHAIR_COLOUR = [1, 1, 0.7, 1];
+/** Screen pixels across the crosshair's lines. */
+export const CROSSHAIR_PIXELS = 1.5;
+
+/** Millimetres that make CROSSHAIR_PIXELS on the first 2D tile NiiVue laid out (1 if none). */
+export function crosshairMillimetres(screenSlices, pixels = CROSSHAIR_PIXELS) {
+  const tile = (screenSlices || []).find((t) => t && t.fovMM && Math.abs(t.fovMM[0]) > 0 && t.leftTopWidthHeight && t.leftTopWidthHeight[2] > 0);
+  if (!tile) return 1;
+  return pixels / (tile.leftTopWidthHeight[2] / Math.abs(tile.fovMM[0]));
+}
 
 /** "#rrggbb" -> [r, g, b] */
 export function hexToRgb(hex) {
@@ -71,8 +82,9 @@ async function main() {
   const { Niivue, SLICE_TYPE } = niivue;
   const nv = new Niivue({
     backColor: [0, 0, 0, 1],
-    crosshairColor: crosshairToggle && !crosshairToggle.checked ? CROSSHAIR_OFF : CROSSHAIR_ON,
-    crosshairWidth: 1,
+    crosshairColor: CROSSHAIR_COLOUR,
+    crosshairWidth: 0, // hidden until it can be sized (below)
+    crosshairWidthUnit: 'mm',
     show3Dcrosshair: false,
     isColorbar: false,
     dragAndDropEnabled: false,
@@ -129,12 +141,16 @@ async function main() {
     }
   }
 
-  const setCrosshair = (on) => {
-    nv.setCrosshairColor(on ? CROSSHAIR_ON : CROSSHAIR_OFF);
-    canvas.dataset.crosshair = on ? 'on' : 'off';
+  const crosshairOn = () => !crosshairToggle || crosshairToggle.checked;
+  const sizeCrosshair = () => {
+    nv.opts.crosshairWidthUnit = 'mm';
+    nv.setCrosshairWidth(crosshairOn() ? crosshairMillimetres(nv.screenSlices) : 0);
+    canvas.dataset.crosshair = crosshairOn() ? 'on' : 'off';
   };
-  canvas.dataset.crosshair = crosshairToggle && !crosshairToggle.checked ? 'off' : 'on';
-  if (crosshairToggle) crosshairToggle.addEventListener('change', () => setCrosshair(crosshairToggle.checked));
+  // The tiles exist once a frame is drawn; size the crosshair then, and again after changes.
+  const resizeCrosshairSoon = () => requestAnimationFrame(() => requestAnimationFrame(sizeCrosshair));
+  if (crosshairToggle) crosshairToggle.addEventListener('change', sizeCrosshair);
+  window.addEventListener('resize', resizeCrosshairSoon);
 
   const colours = config.colours.map((c) => ({ ...c, rgb: [...c.rgb] }));
   canvas.dataset.colours = JSON.stringify(colours.map((c) => c.rgb));
@@ -166,10 +182,11 @@ async function main() {
       multiplanar: SLICE_TYPE.MULTIPLANAR, axial: SLICE_TYPE.AXIAL, coronal: SLICE_TYPE.CORONAL,
       sagittal: SLICE_TYPE.SAGITTAL, render: SLICE_TYPE.RENDER,
     };
-    sliceSelect.addEventListener('change', () => nv.setSliceType(types[sliceSelect.value]));
+    sliceSelect.addEventListener('change', () => { nv.setSliceType(types[sliceSelect.value]); resizeCrosshairSoon(); });
   }
   // Ready once a frame with both volumes has been drawn.
   requestAnimationFrame(() => requestAnimationFrame(() => {
+    sizeCrosshair();
     canvas.dataset.opacity = String(opacity);
     canvas.dataset.ready = 'true';
     say('Scroll or click to move through the volume; the legend shows the class colours (click one to change it).');
