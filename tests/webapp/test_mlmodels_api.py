@@ -92,3 +92,25 @@ def test_pages_lead_from_a_project_to_its_runs_and_from_a_model_to_predicting(cl
     assert f'href="/projects/{world["project"].pk}/runs/"' in client.get(f"/projects/{world['project'].pk}/").content.decode()
     client.force_login(world["viewer"])  # viewers may look, not predict
     assert predict_url not in client.get(f"/models/{world['model'].pk}/").content.decode()
+
+
+def test_a_models_default_name_says_what_it_is_and_it_can_be_renamed_on_its_page(client, world, media_root):
+    model = world["model"]
+    assert model.name == "DiNTS · D · tiny · seed 0"
+    assert model.figures["parameters"] > 0 and model.figures["flops"] > 0  # stored when registered
+    named = make_model(world["project"], world["dataset"], media_root)
+    named.run.name = "Liver, wide search"  # a name the researcher gave the retraining
+    named.run.save()
+    named.delete()
+    assert register_model(named.run).name == "Liver, wide search"
+    client.force_login(world["owner"])
+    page = client.get(f"/models/{model.pk}/").content.decode()
+    assert 'id="model-rename"' in page and 'id="model-parameters"' in page and "DiNTS" in page
+    response = client.post(f"/models/{model.pk}/", {"action": "rename", "name": "Liver v2"}, follow=True)
+    assert "now called “Liver v2”" in response.content.decode()
+    assert client.post(f"/models/{model.pk}/", {"action": "rename", "name": " "}, follow=True).status_code == 200
+    model.refresh_from_db()
+    assert model.name == "Liver v2"
+    client.force_login(world["viewer"])
+    assert 'id="model-rename"' not in client.get(f"/models/{model.pk}/").content.decode()
+    assert client.post(f"/models/{model.pk}/", {"action": "rename", "name": "Nope"}).status_code == 403
