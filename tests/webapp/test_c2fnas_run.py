@@ -143,3 +143,61 @@ def test_a_stream_rewind_drops_its_own_events_and_closes_up_the_runs_seqs(
     cand.rewind(0)
     search({"seq": 3, "type": "cancelled", "time": 7.0})
     assert RunEvent.objects.filter(run=run).count() == 4
+
+
+@pytest.mark.slow
+def test_a_web_c2fnas_search_over_two_gpu_workers_survives_a_killed_worker(
+        make_user, make_project, tmp_path, subprocess_env, celery_worker, monkeypatch, wait_for):
+    """Own workers under a private Redis prefix (orchestration on default, two gpu workers):
+    both train candidates at once, one is SIGKILLed mid-candidate, a third takes over; the run
+    succeeds, candidates are named by the worker that trained them (two different ones), and
+    the run's events hold each event once: the killed attempt's events after its checkpoint
+    were dropped and the run's seqs closed up."""
+    from celery import Celery
+    from test_c2fnas_workers import _stop, _two_training_at_once, _worker
+
+    from webapp.runs import services
+
+    owner = make_user("owner")
+    project = make_project(owner)
+    dataset = make_demo_dataset(project, owner, tmp_path)
+    monkeypatch.setattr(services, "_enqueue", lambda run: None)  # sent below, to our own workers
+    run = _search(owner, dataset, {"candidates": 4, "steps": 6, "checkpoint_every": 2, "fine_stage": False})
+    prefix = f"{subprocess_env['REDIS_KEY_PREFIX']}c2run{run.pk}:"
+    env = {**subprocess_env, "REDIS_KEY_PREFIX": prefix, "VOXELSEARCH_RUN_STALE_SECONDS": "10",
+           "VOXELSEARCH_C2FNAS_SLOTS": "2"}
+    sender = Celery("sender", broker=subprocess_env["REDIS_URL"], set_as_current=False)
+    sender.conf.broker_transport_options = {"global_keyprefix": prefix}
+    procs = {}
+    root = run.out_dir
+    try:
+        procs["orchestra"] = _worker(env, tmp_path / "orchestra.log", "orchestra", "default")
+        procs["gpu1"] = _worker(env, tmp_path / "gpu1.log", "gpu1", "gpu")
+        procs["gpu2"] = _worker(env, tmp_path / "gpu2.log", "gpu2", "gpu")
+        sender.send_task("webapp.runs.tasks.run_search", args=[run.pk], queue="gpu")
+        running = wait_for(lambda: _two_training_at_once(root), 240)
+        killed_dir, owner_name = running[0]
+        victim = owner_name.split("@", 1)[0]
+        procs[victim].kill()
+        procs[victim].wait(timeout=10)
+        procs["gpu3"] = _worker(env, tmp_path / "gpu3.log", "gpu3", "gpu")
+        done = wait_for(lambda: _final(run.pk), 400, interval=0.5)
+    finally:
+        logs = "".join(p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*.log"))
+        for proc in procs.values():
+            _stop(proc)
+        sender.close()
+    assert done.status == "succeeded", (done.error, logs)
+
+    events = list(RunEvent.objects.filter(run=done).order_by("seq"))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1)), "a gap or a duplicate"
+    finished = [e.payload for e in events if e.type == "c2fnas.candidate_finished"]
+    assert len(finished) == len({p["candidate"] for p in finished}) == 4
+    workers = {p["worker"].split("@", 1)[0] for p in finished}
+    assert len(workers) >= 2 and workers <= {"gpu1", "gpu2", "gpu3"}, workers
+    stream = read_events(killed_dir / "events.jsonl")
+    stored = [e for e in events if e.payload["origin"][0] == killed_dir.name]
+    assert [e.payload["origin"][1] for e in stored] == [e["seq"] for e in stream]
+    steps = [e.payload["step"] for e in stored if e.type == "step"]
+    assert steps == list(range(1, len(steps) + 1)), "a step of the killed candidate stored twice or lost"
+    assert len([e for e in stored if e.type == "run_started"]) == 2  # first attempt, then the resume
