@@ -363,6 +363,9 @@ def start_run_search(run: Run) -> str:
         if not (root / "genotype.json").exists():
             (root / "finish_sent").unlink(missing_ok=True)  # finish takes a lock: never twice
         (root / "wake_due").unlink(missing_ok=True)
+        if not run.cancel_requested:
+            # a cancelled run resumed: its stopped candidates resume from their checkpoints
+            (root / "cancel").unlink(missing_ok=True)
         c2fnas_advance.apply_async(args=[str(root)], queue="default")
         return "attached"
     if root.exists() and any(root.iterdir()):
