@@ -36,7 +36,7 @@ def _data():
 
 
 def _config(**kw):
-    values = dict(warmup_steps=2, steps=4, lr_milestones=(2, 3), validate_every=3,
+    values = dict(recipe="paper", warmup_steps=2, steps=4, lr_milestones=(2, 3), validate_every=3,
                   checkpoint_every=2, export=False)
     values.update(kw)
     return RetrainConfig(**values)
