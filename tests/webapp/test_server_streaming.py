@@ -46,8 +46,9 @@ def capped_server(subprocess_env, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("capped-uvicorn") / "uvicorn.log"
     env = {**subprocess_env, "VOXELSEARCH_MAX_REQUEST_MB": "1", "VOXELSEARCH_MAX_UPLOAD_MB": "4"}
+    # WebSocket pings every second (uvicorn's default is 20 s), so the ping test is quick.
     cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-           "--no-access-log", "webapp.asgi:application"]
+           "--no-access-log", "--ws-ping-interval", "1", "--ws-ping-timeout", "1", "webapp.asgi:application"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -173,6 +174,48 @@ def test_a_raw_static_path_out_of_the_static_folder_is_a_404_not_a_500(capped_se
     status, _, body = _request(capped_server, "GET", path)
     assert status in (400, 404), body[:300]
     assert b"SECRET_KEY" not in body and b"root:" not in body
+
+
+# --- WebSocket keep-alive under uvicorn -------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_the_test_websocket_client_answers_uvicorns_pings_and_a_silent_one_is_dropped(
+    capped_server, make_user, make_project, session_cookie, ws_connect,
+):
+    """uvicorn pings each socket and closes one that does not answer: the tests' MiniWebSocket
+    answers while it reads, so a socket that reads stays open across many ping periods."""
+    from webtesting import WebSocketClosed
+
+    user = make_user()
+    project = make_project(user)
+    dataset = Dataset.objects.create(project=project, name="D", source="files")
+    url = f"ws://127.0.0.1:{capped_server}/ws/datasets/{dataset.pk}/"
+    reading = ws_connect(url, cookies=session_cookie(user))
+    assert reading.recv_json()["type"] == "status"
+    silent = ws_connect(url, cookies=session_cookie(user))
+    # Five ping periods with no text frame: reading answers each ping as it comes (short socket
+    # timeouts fall between frames), silent reads nothing.
+    reading.sock.settimeout(0.3)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            reading.recv()
+            pytest.fail("no text frame was sent")
+        except TimeoutError:
+            continue
+    from webapp.datasets.events import dataset_changed
+
+    dataset.transition(Dataset.Status.IMPORTING)
+    dataset_changed(dataset)
+    reading.sock.settimeout(10)
+    assert reading.recv_json()["dataset"]["status"] == "importing"  # still open, still live
+
+    silent.sock.settimeout(10)
+    with pytest.raises((WebSocketClosed, OSError)) as dropped:  # it never answered: uvicorn gave up on it
+        while True:
+            silent.recv()
+    if isinstance(dropped.value, WebSocketClosed) and dropped.value.code is not None:
+        assert dropped.value.code == 1011  # "keepalive ping timeout"
 
 
 # --- resumable uploads (tus) -------------------------------------------------------------------------
