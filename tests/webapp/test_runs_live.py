@@ -7,6 +7,7 @@ import pytest
 from test_runs_support import GB, TINY, WORKHORSE_METHOD, make_demo_dataset
 from webtesting import WebSocketClosed
 
+from webapp.runs.events import apply_genotype_patch
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -70,7 +71,12 @@ def test_search_streams_every_event_then_retrains_into_a_model(
     assert [(e["seq"], e["type"]) for e in received] == stored, "the socket missed or repeated events"
     types = {t for _, t in stored}
     assert {"run_started", "step", "architecture", "validation", "checkpoint", "finished"} <= types
-    snapshots = [e["genotype"] for e in received if e["type"] == "architecture"]
+    # snapshots after the first come as changes (events.SnapshotEncoder): rebuild them as the page does
+    snapshots, last = [], None
+    for e in received:
+        if e["type"] == "architecture":
+            last = apply_genotype_patch(last, e["genotype_patch"]) if "genotype_patch" in e else e["genotype"]
+            snapshots.append(last)
     assert len(snapshots) >= 2 and snapshots[0]["continuous"] and any("op_weights" in e for e in snapshots[0]["edges"])
     # The architecture changes while the search learns (what the dashboard graph shows).
     weights = [[(e.get("weight"), e.get("op_weights")) for e in s["edges"]] for s in snapshots]

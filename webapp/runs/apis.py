@@ -17,6 +17,7 @@ from webapp.projects.access import require_write
 from webapp.projects.selectors import project_get
 
 from . import engine, selectors, services
+from .events import SnapshotEncoder
 from .models import Run
 from .services import MAX_BUDGET_BYTES
 
@@ -282,14 +283,17 @@ class DatasetRetrainApi(APIView):
 class RunEventsApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)], responses=OpenApiTypes.OBJECT)
     def get(self, request, pk):
-        """Stored events with ``seq > after`` in order (at most ``limit``, default 1000)."""
+        """Stored events with ``seq > after`` in order (at most ``limit``, default 1000), gzipped
+        when the client accepts it. An ``architecture`` event after the first of the response
+        may carry ``genotype_patch`` against ``genotype_base`` instead of ``genotype``."""
         run = selectors.run_get(user=request.user, pk=pk)
         try:
             after = int(request.query_params.get("after", 0))
             limit = min(max(int(request.query_params.get("limit", 1000)), 1), 5000)
         except ValueError:
             raise ValidationError({"after": ["after and limit must be whole numbers."]})
-        events = [e.as_message() for e in selectors.run_events(run=run, after=after, limit=limit)]
+        snapshots = SnapshotEncoder()  # architecture events after the first: changes only (events.py)
+        events = [snapshots.encode(e.as_message()) for e in selectors.run_events(run=run, after=after, limit=limit)]
         return Response({"run": run.pk, "status": run.status, "events": events,
                          "last_seq": events[-1]["seq"] if events else after, "more": len(events) == limit})
 

@@ -20,7 +20,7 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .events import group_name, status_payload
+from .events import SnapshotEncoder, group_name, status_payload
 from .models import Run
 from .selectors import run_events, run_get_or_none
 
@@ -35,6 +35,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.last_seq = None  # None until the client said where it stands
         self.group = None
+        self.snapshots = SnapshotEncoder()  # architecture events after the first go as changes
         user = self.scope.get("user")
         run_id = self.scope["url_route"]["kwargs"]["run_id"]
         run = None
@@ -72,11 +73,11 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if not await self._allowed():
             return
         self.last_seq = after
+        self.snapshots.reset()  # a new replay: its first snapshot goes whole
         while True:
             batch = await database_sync_to_async(self._stored)(self.last_seq)
             for event in batch:
-                await self.send_json({"kind": "event", "event": event})
-                self.last_seq = event["seq"]
+                await self._send_event(event)
             if len(batch) < REPLAY_BATCH:
                 break
         await self.send_json({"kind": "replayed", "last_seq": self.last_seq})
@@ -107,7 +108,10 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self._send_stored(upto=event["seq"] if stub else event["seq"] - 1)
             if stub:
                 return
-        await self.send_json({"kind": "event", "event": event})
+        await self._send_event(event)
+
+    async def _send_event(self, event: dict) -> None:
+        await self.send_json({"kind": "event", "event": self.snapshots.encode(event)})
         self.last_seq = event["seq"]
 
     async def _send_stored(self, *, upto: int) -> None:
@@ -117,8 +121,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             for stored in batch:
                 if stored["seq"] > upto:
                     return
-                await self.send_json({"kind": "event", "event": stored})
-                self.last_seq = stored["seq"]
+                await self._send_event(stored)
             if len(batch) < REPLAY_BATCH:
                 return
 
@@ -126,6 +129,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         seq = int(message["seq"])
         if self.last_seq is not None and self.last_seq > seq:
             self.last_seq = seq
+        self.snapshots.reset()
         await self.send_json({"kind": "rewind", "seq": seq})
 
     async def run_status(self, message):

@@ -181,3 +181,183 @@ class RunEventSink:
         deleted, _ = later.delete()
         log.info("Run %s resumes after event %s: dropped %s later events", self.run_id, seq, deleted)
         _send(self.run_id, {"type": "run.rewind", "seq": int(seq)})
+
+
+# ------------------------------------------------------------------ compact snapshots
+
+class SnapshotEncoder:
+    """Sends ``architecture`` events of one stream as changes against the previous one.
+
+    A search snapshots its architecture every few steps (7 KB each for DiNTS at the paper's
+    size), and consecutive snapshots differ in a few weights, so a page that replays 1,000
+    steps would download mostly repeats. The first ``architecture`` event of a stream (a
+    response of the events API, a socket's replay and live messages) goes whole; each later
+    one carries ``genotype_patch`` (see :func:`genotype_patch`) against the genotype of
+    ``genotype_base`` (the seq of the previous ``architecture`` event of the run, which the page
+    has, since it receives every event in order) instead of ``genotype``, when that is smaller.
+    The dashboard rebuilds the genotype (``frontend/static/js/runs/snapshots.js``); events are
+    stored whole, so nothing else changes.
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[int, dict] | None = None
+
+    def reset(self) -> None:
+        """After a rewind: the next snapshot goes whole (its base may have been dropped)."""
+        self.last = None
+
+    def encode(self, event: dict) -> dict:
+        if event.get("type") != "architecture" or not isinstance(event.get("genotype"), dict):
+            return event
+        genotype = event["genotype"]
+        previous, self.last = self.last, (event["seq"], genotype)
+        if previous is None:
+            return event
+        patch = genotype_patch(previous[1], genotype)
+        if len(_compact_json(patch)) >= len(_compact_json(genotype)):
+            return event
+        out = {k: v for k, v in event.items() if k != "genotype"}
+        out["genotype_patch"] = patch
+        out["genotype_base"] = previous[0]
+        return out
+
+
+def _compact_json(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _numbers(doc, out: list) -> object:
+    """The numbers of ``doc`` in a fixed order (depth first, object keys sorted) appended to
+    ``out``; returns the document's shape (the numbers replaced by None) for comparing."""
+    if isinstance(doc, bool) or doc is None or isinstance(doc, str):
+        return doc
+    if isinstance(doc, (int, float)):
+        out.append(doc)
+        return None
+    if isinstance(doc, dict):
+        return {key: _numbers(doc[key], out) for key in sorted(doc)}
+    return [_numbers(item, out) for item in doc]
+
+
+def _number_steps(old, new) -> list[int] | None:
+    """When ``new`` is ``old`` with only its numbers moved (a search's weights between two
+    snapshots), each number's move in 1e-4 steps (0: unchanged, kept as it was); else None."""
+    a, b = [], []
+    if _numbers(old, a) != _numbers(new, b):
+        return None
+    steps = []
+    for x, y in zip(a, b):
+        if type(x) is type(y) and x == y:
+            steps.append(0)
+            continue
+        step = _number_step(x, y)
+        if step is None or step == 0:
+            return None
+        steps.append(step)
+    return steps
+
+
+def genotype_patch(old, new):
+    """The smaller of the two patch forms: ``{"#": [n, ...]}`` when only numbers moved (one
+    move per number, in the order of ``_numbers``), else the tree patch of ``_tree_patch``."""
+    steps = _number_steps(old, new)
+    tree = _tree_patch(old, new)
+    if steps is not None and len(_compact_json(steps)) <= len(_compact_json(tree)):
+        return {"#": steps}
+    return tree
+
+
+def _tree_patch(old, new):
+    """A JSON patch that turns ``old`` into ``new``. Nodes: ``{"=": value}`` (replace),
+    ``{"+": n}`` (a float on the 1e-4 grid moves by ``n`` steps of 1e-4: see ``_number_step``),
+    ``{"-": 1}`` (delete this key), ``{"{}": {key: node}}`` (change these keys of an object),
+    ``{"[]": {"index": node}}`` (change these items of a list of the same length). Unchanged
+    parts are left out; equal documents give ``{"{}": {}}``."""
+    node = _diff(old, new)
+    return {"{}": {}} if node is None else node
+
+
+def _diff(old, new):
+    if type(old) is type(new) and old == new:
+        return None
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes = {}
+        for key, value in new.items():
+            if key not in old:
+                changes[key] = {"=": value}
+            else:
+                node = _diff(old[key], value)
+                if node is not None:
+                    changes[key] = node
+        for key in old:
+            if key not in new:
+                changes[key] = {"-": 1}
+        return {"{}": changes}
+    step = _number_step(old, new)
+    if step is not None:
+        return {"+": step}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        changes = {}
+        for index, (a, b) in enumerate(zip(old, new)):
+            node = _diff(a, b)
+            if node is not None:
+                changes[str(index)] = node
+        return {"[]": changes}
+    return {"=": new}
+
+
+#: Snapshot weights are rounded to 4 decimals by the engine (``compact_genotype``), so a change of
+#: a float is sent as a whole number of 1e-4 steps: small integers, which gzip packs tightly.
+NUMBER_UNIT = 10_000
+
+
+def _is_float(value) -> bool:
+    return isinstance(value, float) and value == value and abs(value) < 1e12
+
+
+def _number_step(old, new) -> int | None:
+    """``new - old`` in units of 1e-4 when both are floats on that grid and the decoder's
+    ``(round(old * 1e4) + step) / 1e4`` gives ``new`` exactly; else None (sent whole)."""
+    if not (_is_float(old) and _is_float(new)):
+        return None
+    k_old, k_new = round(old * NUMBER_UNIT), round(new * NUMBER_UNIT)
+    if k_old / NUMBER_UNIT != old or k_new / NUMBER_UNIT != new:
+        return None
+    return k_new - k_old
+
+
+def apply_genotype_patch(old, node):
+    """The inverse of :func:`genotype_patch` (the dashboard's JS does the same)."""
+    import copy
+
+    if "=" in node:
+        return copy.deepcopy(node["="])
+    if "#" in node:
+        moves = iter(node["#"])
+        return _move_numbers(old, moves)
+    if "+" in node:
+        return (round(old * NUMBER_UNIT) + node["+"]) / NUMBER_UNIT
+    if "{}" in node:
+        out = dict(old)
+        for key, child in node["{}"].items():
+            if "-" in child:
+                out.pop(key, None)
+            else:
+                out[key] = apply_genotype_patch(old.get(key), child)
+        return out
+    out = list(old)
+    for index, child in node["[]"].items():
+        out[int(index)] = apply_genotype_patch(old[int(index)], child)
+    return out
+
+
+def _move_numbers(doc, moves):
+    if isinstance(doc, bool) or doc is None or isinstance(doc, str):
+        return doc
+    if isinstance(doc, (int, float)):
+        step = next(moves)
+        return doc if step == 0 else (round(doc * NUMBER_UNIT) + step) / NUMBER_UNIT
+    if isinstance(doc, dict):
+        moved = {key: _move_numbers(doc[key], moves) for key in sorted(doc)}  # the moves' order
+        return {key: moved[key] for key in doc}  # the document's own key order
+    return [_move_numbers(item, moves) for item in doc]

@@ -10,6 +10,7 @@ import { csrfToken, errorText, getJSON } from '../http.js';
 import { ChartBoard } from './charts.js';
 import { drawGenotype, drawLegend } from './graph.js';
 import { StepAxis, stepSeries, validationSeries } from './series.js';
+import { SnapshotDecoder } from './snapshots.js';
 
 const data = JSON.parse(document.getElementById('dashboard-data').textContent);
 const $ = (id) => document.getElementById(id);
@@ -37,6 +38,8 @@ const HEARTBEAT_MS = Number(window.VS_HEARTBEAT_MS) || data.heartbeat_ms || 5000
 const STALE_MS = 2.5 * HEARTBEAT_MS;
 let forbidden = false;
 let bestDice = null;
+const snapshots = new SnapshotDecoder();
+let refetching = false;
 
 function setConnection(state, text) {
   const el = $('run-connection');
@@ -159,8 +162,31 @@ function apply(event) {
   }
 }
 
-function receive(event) {
-  if (event.seq <= lastSeq) return; // replayed or sent twice: already have it
+// A snapshot sent as changes against one this page does not hold (cannot happen on an ordered
+// stream; defensive): read the events from there again from the REST API, which sends its
+// first snapshot whole.
+async function refetchFrom(seq) {
+  if (refetching) return;
+  refetching = true;
+  try {
+    const page = await getJSON(`${data.events_url}?after=${seq - 1}`);
+    snapshots.reset();
+    page.events.forEach((e) => receive(e, true));
+  } catch (err) {
+    // the next poll tries again
+  } finally {
+    refetching = false;
+  }
+}
+
+function receive(raw, fromRest = false) {
+  if (raw.seq <= lastSeq) {
+    // already have it; keep the decoder's base in step with the stream
+    if (raw.type === 'architecture' && raw.genotype) snapshots.decode(raw);
+    return;
+  }
+  const event = snapshots.decode(raw);
+  if (event === null) { if (!fromRest) refetchFrom(raw.seq); return; }
   events.push(event);
   lastSeq = event.seq;
   $('run-events-count').textContent = String(events.length);
@@ -180,8 +206,9 @@ function rebuild() {
   const kept = events;
   events = [];
   lastSeq = 0;
+  snapshots.reset();
   document.dispatchEvent(new CustomEvent('vs:run-rebuild'));
-  kept.forEach(receive);
+  kept.forEach((e) => receive(e));
 }
 
 let reconnectTimer = null;
@@ -211,6 +238,7 @@ function connect() {
     if (ws !== socket) return; // a socket given up as stale
     lastMessageAt = Date.now();
     const msg = JSON.parse(message.data);
+    if (msg.kind === 'status' && !replayed) snapshots.reset(); // a new stream: its first snapshot is whole
     // The backoff resets only once the server has answered with its replay: a server that
     // accepts and then closes at once is not hammered every second.
     if (msg.kind === 'replayed') { retry = 0; replayed = true; }
@@ -299,7 +327,7 @@ async function poll() {
   if (!forbidden && (socketDown || socketSilent)) {
     try {
       const page = await getJSON(`${data.events_url}?after=${lastSeq}`);
-      page.events.forEach(receive);
+      page.events.forEach((e) => receive(e, true));
       const run = await getJSON(data.api_url);
       setStatus({ ...run, model_id: run.model });
     } catch (err) {

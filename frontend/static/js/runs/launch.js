@@ -38,6 +38,13 @@ function currentSchema() {
   return data.kind === 'search' ? currentMethod().schema : catalogue.retrain;
 }
 
+// With no CUDA worker connected the form starts from the method's CPU-sized preset (`cpu`,
+// else `tiny`); with one, from the method's own default (the server says which: launch.workers).
+function suitedPreset(names, methodDefault) {
+  for (const name of data.preferred_presets || []) if (names.includes(name)) return name;
+  return methodDefault;
+}
+
 function fillPresets(names, preferred) {
   presetSelect.innerHTML = '';
   for (const name of names) {
@@ -146,10 +153,26 @@ async function estimate() {
   estimateText.textContent = budget
     ? `Needs ${fmt(needed)} ${what}, budget ${fmt(budget)}${fits ? ': fits.' : ': does not fit. Lower the patch size, batch size, layers or filters, or raise the budget.'}`
     : `Needs ${fmt(needed)} ${what}. Give a budget.`;
+  const workers = result.workers || {};
+  if (workers.fits === false) {
+    fits = false;
+    estimateText.className = 'error';
+    estimateText.textContent += ` No connected worker has that much free: the most is ${fmt(workers.bound_bytes)}.`;
+  }
   estimateText.dataset.fits = String(fits);
   estimateText.dataset.neededBytes = String(needed);
   showBreakdown(result);
+  showDuration(result.duration, workers);
   submit.disabled = !fits;
+}
+
+function showDuration(duration, workers) {
+  const el = document.getElementById('estimate-duration');
+  if (!el) return;
+  const connected = (workers.connected || []).map((w) => `${w.hostname} (${w.device}, ${fmt(w.free_bytes)} free)`);
+  el.dataset.seconds = duration && duration.seconds !== null ? String(duration.seconds) : '';
+  el.textContent = `Duration: ${duration ? duration.message : 'no measurement yet'}. `
+    + (connected.length ? `Connected workers: ${connected.join(', ')}.` : 'No worker is connected now: the run waits in the queue until one is.');
 }
 
 // What the figure counts, in the engine's own terms (MemoryEstimate.details); shown under it.
@@ -203,16 +226,19 @@ async function start() {
       o.textContent = m.name;
       methodSelect.append(o);
     }
-    if (initial.method) methodSelect.value = initial.method;
+    methodSelect.value = initial.method || data.default_method || methodSelect.value;
+    let first = true;
     const describe = () => {
       const m = currentMethod();
       document.getElementById('method-paper').textContent = m ? `${m.paper}${m.description ? ` · ${m.description}` : ''}` : '';
-      fillPresets(m.presets, initial.preset || m.default_preset);
+      fillPresets(m.presets, (first && initial.preset) || suitedPreset(m.presets, m.default_preset));
+      first = false;
     };
     describe();
     methodSelect.addEventListener('change', () => { describe(); loadDefaults(false); });
   } else {
-    fillPresets(Object.keys(catalogue.retrain['x-presets'] || { paper: {} }), initial.preset || 'tiny');
+    const names = Object.keys(catalogue.retrain['x-presets'] || { paper: {} });
+    fillPresets(names, initial.preset || suitedPreset(names, names.includes('paper') ? 'paper' : names[0]));
   }
   presetSelect.addEventListener('change', () => loadDefaults(false));
   [budgetInput, seedInput].forEach((el) => el.addEventListener('input', scheduleEstimate));
