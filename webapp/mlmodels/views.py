@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.common.colours import legend
-from webapp.projects.access import role_of
+from webapp.projects.access import require_write, role_of
 from webapp.projects.models import WRITE_ROLES
 
 from . import selectors, services
@@ -26,6 +26,7 @@ def model_detail(request, pk):
     goes back to the default palette."""
     model = selectors.model_get(user=request.user, pk=pk)
     if request.method == "POST":
+        require_write(request.user, model.project)  # viewers: 403, whatever they sent
         action = request.POST.get("action", "")
         try:
             if action == "rename":

@@ -127,7 +127,7 @@ def _attention_entries(prediction) -> list[dict]:
 def prediction_detail(request, pk):
     """The result viewer. POST ``action=rename`` (``name``; blank: the default) renames the
     prediction; ``action=colours`` (``colour_<value>`` = ``#rrggbb``) saves the label colours on
-    its model (writers only; anyone may try colours in the viewer without saving)."""
+    its model (writers only; viewers may try colours in the viewer without saving)."""
     prediction = selectors.prediction_get(user=request.user, pk=pk)
     if request.method == "POST":
         _detail_post(request, prediction)
@@ -164,10 +164,10 @@ def prediction_detail(request, pk):
 
 
 def _detail_post(request, prediction) -> None:
+    require_write(request.user, prediction.project)  # viewers: 403, whatever they sent
     action = request.POST.get("action", "")
     try:
         if action == "rename":
-            require_write(request.user, prediction.project)
             prediction.rename(request.POST.get("name", ""))
             messages.success(request, f"The prediction is now called “{prediction.display_name}”.")
         elif action == "colours":

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from webapp.common.views import add_validation_errors
 
 from . import selectors, services
-from .access import require_owner
+from .access import require_owner, require_write
 from .forms import InviteForm, ProjectForm, RoleForm
 from .models import WRITE_ROLES, Membership
 
@@ -36,6 +36,7 @@ def project_detail(request, pk):
     and ``name`` renames that thing of the project (through its app's service)."""
     project = selectors.project_get(user=request.user, pk=pk)
     if request.method == "POST":
+        require_write(request.user, project)  # viewers: 403, whatever they sent
         _rename(request, project)
         return redirect("projects:detail", pk=project.pk)
     return render(
@@ -63,7 +64,6 @@ def _rename(request, project) -> None:
     from webapp.mlmodels.models import TrainedModel
     from webapp.mlmodels.services import model_rename
     from webapp.predictions.models import Prediction
-    from webapp.projects.access import require_write
 
     kinds = {"dataset": Dataset, "model": TrainedModel, "prediction": Prediction}
     kind = request.POST.get("rename", "")
@@ -81,7 +81,6 @@ def _rename(request, project) -> None:
         elif kind == "model":
             model_rename(model=thing, actor=request.user, name=name)
         else:
-            require_write(request.user, project)
             thing.rename(name)
     except ValidationError as error:
         for message in error.messages:
