@@ -182,3 +182,26 @@ def test_test_split_metrics_are_read_from_the_evaluations_summary():
     metrics = metrics_from_summary(summary)
     assert metrics.per_class == {"liver": 0.85, "tumour": 0.75} and metrics.mean == 0.8 and metrics.n_cases == 4
     assert metrics.extra == {"hd95_mm": {"liver": 3.0, "tumour": None}, "nsd": {"liver": 0.9, "tumour": 0.5}}
+
+
+COMPARISON_ROUTES = [
+    ("page", "/projects/{project}/compare/"), ("page", "/projects/{project}/compare/overview.csv"),
+    ("page", "/projects/{project}/compare/classes.csv"), ("page", "/datasets/{dataset}/leaderboard/"),
+    ("page", "/datasets/{dataset}/leaderboard.csv"), ("api", "/api/projects/{project}/comparison/"),
+    ("api", "/api/datasets/{dataset}/leaderboard/"),
+]
+
+
+@pytest.mark.parametrize("kind,template", COMPARISON_ROUTES)
+def test_comparison_routes_viewers_read_outsiders_404_anonymous_sign_in(client, world, make_user, kind, template):
+    from webapp.projects.models import Membership
+
+    url = template.format(project=world["project"].pk, dataset=world["dataset"].pk)
+    anonymous = client.get(url)
+    assert anonymous.status_code == (302 if kind == "page" else 401)
+    viewer = make_user("viewer")
+    Membership.objects.create(project=world["project"], user=viewer, role=Membership.Role.VIEWER)
+    client.force_login(viewer)
+    assert client.get(url).status_code == 200
+    client.force_login(world["outsider"])
+    assert client.get(url).status_code == 404
