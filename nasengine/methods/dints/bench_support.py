@@ -21,16 +21,18 @@ def stem_filters_for(channel_mul: float) -> int:
 
 def build_reference_supernet(*, channel_mul: float, blocks: int, depths: int, in_channels: int,
                              out_channels: int, patch: int, sigma: float = 0.8,
-                             retrain_multiplier: float = 2.0) -> DiNTSSupernet:
+                             retrain_multiplier: float = 2.0, recompute: str = "front",
+                             checkpoint_layers: bool = False) -> DiNTSSupernet:
     """Our supernet with MONAI's ``TopologySearch(channel_mul, blocks, depths)`` channels, with
-    the memory loss on (op costs at the retrain channels and ``patch``)."""
+    the memory loss on (op costs at the retrain channels and ``patch``); ``recompute`` and
+    ``checkpoint_layers`` as in :class:`DiNTSSupernet`."""
     f = stem_filters_for(channel_mul)
     fr = max(1, int(round(f * retrain_multiplier)))
     op_costs, edge_costs = op_cost_table(get_space(depths), fr, [patch] * 3)
     return DiNTSSupernet(
         in_channels, out_channels, blocks, depths, f,
         op_costs=op_costs, edge_costs=edge_costs,
-        sigma=sigma, genotype_stem_filters=fr,
+        sigma=sigma, genotype_stem_filters=fr, recompute=recompute, checkpoint_layers=checkpoint_layers,
     )
 
 
