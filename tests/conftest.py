@@ -11,7 +11,9 @@ Everything real, nothing mocked:
 * ``celery_worker``: ``celery -A webapp worker -Q default,gpu --pool solo`` as a subprocess.
 * ``asgi_live_server``: ``uvicorn webapp.asgi:application`` as a subprocess (HTTP + WebSocket +
   static files), ``.url`` / ``.ws_url``.
-* ``media_root``: the session's MEDIA_ROOT (a temporary folder, also used by the subprocesses).
+* ``media_root``: this test's own MEDIA_ROOT (a fresh temporary folder per test, so no test finds
+  files another left). The subprocesses get ``media_link``, a symbolic link that each test points
+  at its own folder, so the worker and the live server see the same files as the test.
 * ``subprocess_env``: the environment the subprocesses run with (for other server processes).
 * ``make_user`` / ``make_project``: factories (``client.force_login(user)`` to sign in).
 * ``asgi_call(method, path, headers, chunks)``: one request through the real ASGI application in
@@ -22,6 +24,7 @@ Everything real, nothing mocked:
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,12 +70,46 @@ def _database_url() -> str:
 
 # --- settings for the whole session --------------------------------------------------------------
 @pytest.fixture(scope="session")
-def media_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("media")
+def media_link(tmp_path_factory) -> Path:
+    """The MEDIA_ROOT of the session's processes (worker, live server): a symbolic link that the
+    ``media_root`` fixture points at the running test's own folder (issue 13.7: run ids are reused
+    across tests, so a shared folder let a run find another test's checkpoint)."""
+    base = tmp_path_factory.mktemp("media")
+    idle = base / "between-tests"
+    idle.mkdir()
+    link = base / "current"
+    link.symlink_to(idle, target_is_directory=True)
+    return link
+
+
+def _point_media_link(link: Path, target: Path) -> None:
+    """Retarget the link in one step (a new link renamed over the old one), so a process never
+    sees it missing."""
+    fresh = link.with_name(f".{link.name}.{os.getpid()}")
+    fresh.unlink(missing_ok=True)
+    fresh.symlink_to(target, target_is_directory=True)
+    os.replace(fresh, link)
+
+
+@pytest.fixture(autouse=True)
+def media_root(request, tmp_path_factory, media_link) -> Path:
+    """This test's own MEDIA_ROOT: a fresh folder, set in this process and, through
+    ``media_link``, in the worker and live-server subprocesses, for this test only."""
+    from django.test.utils import override_settings
+
+    folder = tmp_path_factory.mktemp("media-" + re.sub(r"\W", "_", request.node.name)[:40])
+    _point_media_link(media_link, folder)
+    override = override_settings(MEDIA_ROOT=folder)
+    override.enable()
+    try:
+        yield folder
+    finally:
+        override.disable()
+        _point_media_link(media_link, media_link.parent / "between-tests")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _session_settings(media_root):
+def _session_settings(media_link):
     """Point media, Redis, Celery and Channels at session-private places."""
     from django.test.utils import override_settings
 
@@ -85,7 +122,7 @@ def _session_settings(media_root):
         }
     }
     override = override_settings(
-        MEDIA_ROOT=media_root,
+        MEDIA_ROOT=media_link,
         REDIS_URL=TEST_REDIS_URL,
         REDIS_KEY_PREFIX=SESSION_PREFIX,
         CHANNEL_LAYERS=layer,
@@ -130,9 +167,9 @@ def _end_stray_test_database_sessions(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(scope="session")
-def subprocess_env(django_db_setup, django_db_blocker, media_root) -> dict[str, str]:
+def subprocess_env(django_db_setup, django_db_blocker, media_link) -> dict[str, str]:
     """Environment for server/worker processes that must see this session's database,
-    media folder and Redis prefix."""
+    media folder (the link each test points at its own) and Redis prefix."""
     from django.conf import settings
 
     with django_db_blocker.unblock():
@@ -141,7 +178,7 @@ def subprocess_env(django_db_setup, django_db_blocker, media_root) -> dict[str, 
     env.update(
         DJANGO_SETTINGS_MODULE="webapp.settings",
         DATABASE_URL=database_url,
-        MEDIA_ROOT=str(media_root),
+        MEDIA_ROOT=str(media_link),
         REDIS_URL=TEST_REDIS_URL,
         REDIS_KEY_PREFIX=SESSION_PREFIX,
         SECRET_KEY=settings.SECRET_KEY,  # the same key: sessions made here are valid there
