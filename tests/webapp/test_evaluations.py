@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 
-import nibabel as nib
-import numpy as np
 import pytest
 from django.test import Client
-from predictiontesting import LABELS, engine_bundle, make_engine_model, oblique_affine, write_volume
+from evaluationtesting import bundle_with_test_split
+from evaluationtesting import demo_dataset as _dataset
+from predictiontesting import engine_bundle, make_engine_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -23,28 +22,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory):
     return engine_bundle(tmp_path_factory)
-
-
-def _dataset(project, demo, *, labelled_test: bool):
-    """A ready dataset whose MSD folder is a copy of the demo data; with ``labelled_test`` its
-    test image gets a label in labelsTs/ and a second test case has an oblique geometry."""
-    from webapp.datasets.models import Dataset
-
-    dataset = Dataset.objects.create(project=project, name="Demo", source="folder", labels=LABELS,
-                                     channel_names=["MR"], status=Dataset.Status.READY)
-    shutil.copytree(demo, dataset.msd_dir)
-    if labelled_test:
-        image = sorted((dataset.msd_dir / "imagesTs").glob("*.nii.gz"))[0]
-        img = nib.load(str(image))
-        data = np.asarray(img.dataobj, dtype=np.float32)
-        label = np.zeros(data.shape, np.uint8)
-        label[data > np.percentile(data, 70)] = 1
-        label[data > np.percentile(data, 95)] = 2
-        write_volume(dataset.msd_dir / "labelsTs" / image.name, label, img.affine, identifying=False)
-        odd = oblique_affine(spacing=(0.8, 1.3, 2.2))
-        write_volume(dataset.msd_dir / "imagesTs" / "oblique_case.nii.gz", data[:30, :26, :20], odd, identifying=False)
-        write_volume(dataset.msd_dir / "labelsTs" / "oblique_case.nii.gz", label[:30, :26, :20], odd, identifying=False)
-    return dataset
 
 
 def _wait_final(pk, wait_for, timeout=240):
@@ -57,12 +34,14 @@ def _wait_final(pk, wait_for, timeout=240):
     return wait_for(final, timeout=timeout, interval=0.5)
 
 
-def test_registered_model_is_evaluated_by_the_worker_and_shown(celery_worker, make_user, make_project, bundle, wait_for):
+def test_registered_model_is_evaluated_by_the_worker_and_shown(celery_worker, make_user, make_project, bundle, wait_for,
+                                                                tmp_path):
     owner = make_user("researcher")
     stranger = make_user("stranger")
     project = make_project(owner, name="Lab")
     dataset = _dataset(project, bundle[1], labelled_test=True)
-    model = make_engine_model(project, bundle[0], dataset=dataset, name="Searched model")
+    model = make_engine_model(project, bundle_with_test_split(bundle[0], tmp_path / "bundle"), dataset=dataset,
+                              name="Searched model")
 
     evaluation = _wait_final(model.pk, wait_for)
     assert evaluation.status == "succeeded", (evaluation.error, celery_worker.output()[-3000:])
@@ -105,11 +84,12 @@ def test_registered_model_is_evaluated_by_the_worker_and_shown(celery_worker, ma
     assert other.get(f"/models/{model.pk}/evaluation.csv").status_code == 404
 
 
-def test_no_labelled_test_cases_is_said_plainly(celery_worker, make_user, make_project, bundle, wait_for):
+def test_no_labelled_test_cases_is_said_plainly(celery_worker, make_user, make_project, bundle, wait_for, tmp_path):
     owner = make_user("owner2")
     project = make_project(owner, name="No test split")
     dataset = _dataset(project, bundle[1], labelled_test=False)
-    model = make_engine_model(project, bundle[0], dataset=dataset, name="Untested")
+    untested = bundle_with_test_split(bundle[0], tmp_path / "bundle", cases=[])  # a model trained with no test split
+    model = make_engine_model(project, untested, dataset=dataset, name="Untested")
     evaluation = _wait_final(model.pk, wait_for)
     assert evaluation.status == "skipped", (evaluation.error, celery_worker.output()[-3000:])
     assert "no labelled test cases" in evaluation.error
@@ -123,3 +103,54 @@ def test_no_labelled_test_cases_is_said_plainly(celery_worker, make_user, make_p
     response = client.post(f"/models/{model.pk}/evaluation/retry/")
     assert response.status_code == 302
     assert _wait_final(model.pk, wait_for).status == "skipped"
+
+
+def test_train_controls_one_click_then_side_by_side(celery_worker, make_user, make_project, bundle, wait_for, tmp_path):
+    """The "Train controls" button makes two ordinary retraining runs with the searched model's
+    recipe, steps, seed, data and budget; the worker trains them, they are registered and
+    evaluated, and the model page shows the three side by side on the test split."""
+    import json
+
+    from webapp.evaluations.models import ControlSet
+    from webapp.runs.models import Run
+
+    owner = make_user("searcher")
+    project = make_project(owner, name="Controls")
+    dataset = _dataset(project, bundle[1], labelled_test=True)
+    model = make_engine_model(project, bundle_with_test_split(bundle[0], tmp_path / "bundle"), dataset=dataset,
+                              name="Searched")
+    run = model.run
+    run.genotype = json.loads((model.bundle_path / "genotype.json").read_text())
+    run.config = {"steps": 2, "warmup_steps": 1, "lr_milestones": [1], "export": False}
+    run.save(update_fields=["genotype", "config"])
+    assert _wait_final(model.pk, wait_for).status == "succeeded"
+
+    client = Client()
+    client.force_login(owner)
+    response = client.post(f"/models/{model.pk}/controls/")
+    assert response.status_code == 302
+    controls = ControlSet.objects.get(model=model)
+    random_run, hand_run = controls.random_run, controls.handdesigned_run
+    for control in (random_run, hand_run):
+        assert control.kind == Run.Kind.RETRAIN and control.dataset_id == dataset.pk
+        assert control.preset == run.preset and control.config == run.config
+        assert control.gpu_budget_bytes == run.gpu_budget_bytes and control.parent_id == run.pk
+    assert random_run.genotype["method"] == run.genotype["method"]
+    assert random_run.genotype != run.genotype
+    # a second click does not launch twice
+    client.post(f"/models/{model.pk}/controls/")
+    assert ControlSet.objects.filter(model=model).count() == 1
+    assert Run.objects.filter(parent=run).count() == 2
+
+    for control in (random_run, hand_run):
+        done = wait_for(lambda c=control: Run.objects.filter(pk=c.pk, status__in=["succeeded", "failed"]).first(),
+                        timeout=300, interval=0.5)
+        assert done.status == "succeeded", (done.error, celery_worker.output()[-3000:])
+        assert _wait_final(done.trained_model.pk, wait_for).status == "succeeded"
+    page = client.get(f"/models/{model.pk}/").content.decode()
+    assert 'id="controls-table"' in page
+    assert "(a) random architecture" in page and "(b) hand-designed network" in page
+    assert 'id="train-controls"' not in page
+    control_page = client.get(f"/models/{hand_run.trained_model.pk}/").content.decode()
+    assert "This model is a control of another model." in control_page
+

@@ -41,11 +41,11 @@ def model_evaluation(context, model):
         "can_launch_controls": can_write and control_set is None and not is_control
         and model.run.kind == "retrain" and model.run.status == "succeeded" and model.dataset_id is not None,
         "csrf_token": context.get("csrf_token"),
-        **_folds_context(model, names, can_write, is_control),
+        **_folds_context(model, names, can_write, is_control, report),
     }
 
 
-def _folds_context(model, names, can_write, is_control) -> dict:
+def _folds_context(model, names, can_write, is_control, model_report=None) -> dict:
     from webapp.runs.models import Run
 
     from ..models import FoldSet
@@ -62,7 +62,11 @@ def _folds_context(model, names, can_write, is_control) -> dict:
             "fold_runs": [(k + 1, runs.get(run_id)) for k, run_id in enumerate(fold_set.run_ids)],
             "fold_problems": fold_set_failures(fold_set) if fold_set.status == "training" else [],
             "ensemble_summary": [(n, (report.get("summary") or {}).get(n, {})) for n in names],
-            "ensemble_cases": len(report.get("cases") or [])}
+            "ensemble_cases": len(report.get("cases") or []),
+            # the folds may hold out other test cases than this model did (a test fraction
+            # drawn by the fold runs): compare the two only on the same cases
+            "ensemble_same_cases": sorted(c.get("id") for c in report.get("cases") or [])
+            == sorted(c.get("id") for c in (model_report or {}).get("cases") or [])}
 
 
 @register.filter
