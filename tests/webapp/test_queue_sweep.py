@@ -145,3 +145,30 @@ def test_the_sweep_finds_every_kind_of_waiting_job_and_only_those(private_broker
         (IMPORT_TASK, with_import[2].pk),  # importing for two hours: its worker is gone
     }
     assert running_run.pk != queued_run.pk and finished.pk != prediction.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_lost_in_an_outage_is_run_exactly_once_by_a_real_worker_after_the_sweep(
+    celery_worker, make_user, make_project, django_capture_on_commit_callbacks, wait_for,
+):
+    """End to end: the launch during an outage leaves no message; the sweep task, run by the
+    real worker as beat would have it, sends the import; the worker runs it once."""
+    from webapp.common.tasks import sweep_queue
+
+    user = make_user()
+    project = make_project(user)
+    working_url = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    _reset_pools()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            dataset = _upload(project, user)
+    finally:
+        app.conf.broker_url = working_url
+        _reset_pools()
+    Dataset.objects.filter(pk=dataset.pk).update(status_changed_at=sweep.timezone.now() - timedelta(minutes=5))
+    sweep_queue.delay()  # what beat sends every 30 s
+    wait_for(lambda: Dataset.objects.get(pk=dataset.pk).status == Dataset.Status.INVALID, timeout=90)
+    dataset.refresh_from_db()
+    assert dataset.import_attempts == 1  # run once: the junk file is refused by the import itself
+    assert sweep.sweep_queue(grace=timedelta(0)) == []  # nothing left waiting
