@@ -52,7 +52,21 @@ def model_detail(request, pk):
         "files": selectors.bundle_files(model), "can_write": role_of(request.user, model.project) in WRITE_ROLES,
         "figures": services.model_figures(model), "legend": legend(model.label_names, model.label_colours),
         "method_title": services.method_title(model.method), "run": model.run,
+        "val_cases": _validation_case_count(model),
     })
+
+
+def _validation_case_count(model) -> int | None:
+    """How many cases the validation Dice is over, from webapp.evaluations (written in parallel:
+    None while it does not offer it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("webapp.evaluations.selectors") is None:
+        return None
+    from webapp.evaluations import selectors as evaluations
+
+    reader = getattr(evaluations, "validation_case_count", None)
+    return reader(model) if reader is not None else None
 
 
 @login_required
