@@ -169,8 +169,9 @@ def get_upload(user_id: int, upload_id: str) -> Upload | None:
 
 
 @contextmanager
-def _locked(upload: Upload):
-    """One writer at a time per upload (a second PATCH while one runs is refused)."""
+def locked(upload: Upload):
+    """One writer at a time per upload (a second PATCH, or a second use of a finished upload,
+    while one runs is refused with 423)."""
     with open(upload.folder / "info.json", "rb") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -187,7 +188,7 @@ def append(upload: Upload, *, offset: int, stream, declared_length: int | None) 
 
     ``offset`` must be where the upload ends (409 otherwise: the client asks HEAD and resumes
     from there). A chunk that would pass the declared length is refused before it is read."""
-    with _locked(upload):
+    with locked(upload):
         current = upload.offset
         if offset != current:
             raise UploadError(409, f"Upload-Offset is {offset} but the upload is at {current}; ask HEAD and resume from there.")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import ExitStack
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, JsonResponse
@@ -182,8 +183,15 @@ def dataset_from_uploads(request, project_pk: int):
     if not all(isinstance(v, str) for v in fields.values()):
         return JsonResponse({"detail": "name, labels, modality and description are text."}, status=400)
     try:
-        dataset = services.dataset_upload(project=project, actor=request.user,
-                                          files=[FinishedUpload(u) for u in uploads], **fields)
+        with ExitStack() as held:  # the same uploads sent twice at once: one request takes them
+            for upload in uploads:
+                held.enter_context(tus.locked(upload))
+            if not all(u.complete for u in uploads):
+                return JsonResponse({"uploads": ["These uploads were just used by another request."]}, status=409)
+            dataset = services.dataset_upload(project=project, actor=request.user,
+                                              files=[FinishedUpload(u) for u in uploads], **fields)
+    except tus.UploadError as error:
+        return JsonResponse({"uploads": [error.message]}, status=409)
     except ValidationError as error:
         return JsonResponse(_errors(error), status=400)
     except PermissionDenied as denied:
