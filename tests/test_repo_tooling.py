@@ -154,6 +154,22 @@ def test_shell_script_parses(script):
     assert result.returncode == 0, result.stderr
 
 
+def test_the_test_script_installs_shellcheck_as_it_installs_chromium(tmp_path):
+    """Issue 13.7: ./scripts/test brings shellcheck (apt-get, as root), so the lint below runs
+    instead of skipping; where it may not install, it says so."""
+    text = (ROOT / "scripts" / "test").read_text()
+    assert text.index("vs_ensure_shellcheck") < text.index("python -m pytest")
+    bin_dir = tmp_path / "bin"  # a PATH with bash's tools but no shellcheck
+    bin_dir.mkdir()
+    for tool in ("id", "cat", "dirname"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    env = lib_env(VOXELSEARCH_NO_APT="1", PATH=str(bin_dir))
+    result = subprocess.run(["/bin/bash", "-c", f'source "{ROOT}/scripts/lib.sh"; vs_ensure_shellcheck'],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "no shellcheck found: the script lint test will be skipped" in result.stderr
+
+
 def test_shellcheck_is_clean():
     require_tool("shellcheck", "apt-get install shellcheck")
     files = [str(p) for p in SCRIPTS + DOCKER_SCRIPTS + [ROOT / "scripts" / "lib.sh"]]
