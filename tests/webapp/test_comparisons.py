@@ -103,6 +103,8 @@ def test_overview_and_class_tables_download_as_csv(owner_client, world):
 
 @pytest.mark.parametrize("query,message", [
     ("?run=abc", "whole numbers"),
+    ("?run=99999999999999999999999", "whole numbers"),
+    ("?model=%C2%B2", "whole numbers"),
     ("?run=999999", "no run #999999"),
     ("?model=999999", "no model #999999"),
     ("?" + "&".join(f"run={n}" for n in range(1, 14)), "at most 12"),

@@ -187,6 +187,7 @@ def test_every_name_can_be_edited_on_the_project_page(client, stocked, kind):
     # an id of no thing of this project is a 404; a viewer may not rename
     assert client.post(url, {"rename": kind, "id": 999999, "name": "Nope"}).status_code == 404
     assert client.post(url, {"rename": kind, "id": "abc", "name": "Nope"}).status_code == 404
+    assert client.post(url, {"rename": kind, "id": "9" * 30, "name": "Nope"}).status_code == 404
     client.force_login(stocked["viewer"])
     assert client.post(url, {"rename": kind, "id": thing.pk, "name": "Nope"}).status_code == 403
     thing.refresh_from_db()

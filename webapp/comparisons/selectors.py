@@ -94,7 +94,7 @@ def _ids(values, what: str) -> list[int]:
         text = str(value).strip()
         if not text:
             continue
-        if not text.isdigit():
+        if not text.isascii() or not text.isdigit() or len(text) > 18:  # 18 digits: within any database's integer
             raise ValidationError(f"{what} ids are whole numbers; {text[:20]!r} is not one.")
         if int(text) not in ids:
             ids.append(int(text))

@@ -72,7 +72,7 @@ def _rename(request, project) -> None:
         return
     try:
         thing = kinds[kind].objects.get(project=project, pk=int(request.POST.get("id", "")))
-    except (kinds[kind].DoesNotExist, ValueError, TypeError):
+    except (kinds[kind].DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404(f"No such {kind} in this project.")
     name = request.POST.get("name", "")
     try:
