@@ -12,7 +12,7 @@ import hashlib
 import re
 
 import pytest
-from browsertesting import CHROMIUM_ARGS
+from browsertesting import CHROMIUM_ARGS, STATIC
 from test_dataset_upload import write_case
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -26,6 +26,7 @@ def test_a_dropped_chunk_resumes_where_it_stopped_and_the_dataset_is_created(
 ):
     from playwright.sync_api import expect, sync_playwright
 
+    assert (STATIC / "vendor" / "uppy" / "uppy.min.mjs").is_file(), "build the front end first (cd frontend && npm ci && npm run build)"
     user = make_user("resumer", password=PASSWORD)
     project = make_project(user, name="Resumable project")
     files = write_case(tmp_path, "knee1", seed=1)
