@@ -47,7 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--genotype", default=None, help="searched genotype.json (else search)")
     p.add_argument("--search-preset", default="tiny")
     p.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="search setting overrides")
+                   help="search setting overrides (also the space the random control is "
+                        "drawn from: give those of --genotype's search)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     p.add_argument("--only", nargs="*", default=None,
                    help="subset of: searched random handdesigned")
@@ -90,8 +91,9 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         genotypes = {
             "searched": lambda: searched,
-            "random": lambda s=seed: random_architecture(method, data,
-                                                         preset=args.search_preset, seed=s),
+            "random": lambda s=seed: random_architecture(
+                method, data, preset=args.search_preset,
+                overrides=parse_set_options(args.search_set), seed=s),
             "handdesigned": lambda: handdesigned_architecture(
                 prepared.plan, patch, target_parameters=n_searched),
         }
