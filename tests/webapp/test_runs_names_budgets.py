@@ -183,3 +183,37 @@ def test_a_cancelled_run_is_resumed_once_and_queued_again(client, setup):
     assert again.status_code == 400 and "cancelled" in again.content.decode()
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert 'id="resume-form"' in page
+
+
+# --- controls (issue 12's launch_controls, from the retrain form) -----------------------------
+def test_a_retrain_that_asks_for_controls_launches_them_once_it_succeeds(client, setup, django_capture_on_commit_callbacks,
+                                                                       tmp_path_factory):
+    import shutil
+
+    from django.db import transaction
+    from predictiontesting import engine_bundle
+
+    from webapp.mlmodels.services import register_model
+
+    bundle, _ = engine_bundle(tmp_path_factory)  # a real bundle of the engine (built once per session)
+    client.force_login(setup["owner"])
+    response = client.post(f"/api/datasets/{setup['dataset'].pk}/retrain/", {
+        "genotype": json.loads((bundle / "genotype.json").read_text()), "preset": "tiny", "gpu_budget_bytes": 8 * GB, "controls": True},
+        content_type="application/json")
+    assert response.status_code == 201, response.content
+    run = Run.objects.get(pk=response.json()["id"])
+    assert run.controls_requested and run.created_by == setup["owner"]
+    page = client.get(f"/runs/{run.pk}/clone/").content.decode()
+    assert 'id="launch-controls"' in page and "hand-designed U-Net" in page
+    # the worker's part (runtime.run_execute / finish): train, write the bundle, register, succeed
+    run.transition("running")
+    shutil.copytree(bundle, run.bundle_dir, dirs_exist_ok=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            register_model(run)
+            run.transition("succeeded")
+    controls = list(Run.objects.filter(parent=run).order_by("pk"))
+    assert len(controls) == 2 and all(c.kind == "retrain" and c.status == "queued" for c in controls), controls
+    assert "random architecture" in controls[0].name and not any(c.controls_requested for c in controls)
+    assert setup["sent"][-2:] == [c.pk for c in controls]
+

@@ -69,6 +69,9 @@ class RetrainInput(serializers.Serializer):
     seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
     gpu_budget_bytes = serializers.IntegerField(min_value=1, max_value=MAX_BUDGET_BYTES)
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    controls = serializers.BooleanField(required=False, default=False, help_text=(
+        "Once the retraining succeeded, also train two controls: a random architecture of the same method "
+        "and the hand-designed network, with the same data, settings and seed."))
 
 
 class GenotypeRetrainInput(RetrainInput):
@@ -82,6 +85,7 @@ class CloneInput(serializers.Serializer):
     seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
     gpu_budget_bytes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=MAX_BUDGET_BYTES)
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    controls = serializers.BooleanField(required=False, default=False, help_text="Retrain clones: train the two controls once it succeeded.")
 
 
 class RunUpdateInput(serializers.Serializer):
@@ -243,6 +247,7 @@ class RunRetrainApi(APIView):
         retrain = services.run_retrain_search(
             actor=request.user, run=run, dataset=_retrain_dataset(request, data, run.dataset), preset=data["preset"],
             config=data["config"], seed=data["seed"], gpu_budget_bytes=data["gpu_budget_bytes"], name=data["name"],
+            controls=data["controls"],
         )
         return Response(RunOutput(retrain).data, status=status.HTTP_201_CREATED)
 
@@ -273,7 +278,7 @@ class DatasetRetrainApi(APIView):
             raise ValidationError({"genotype": ["Send the architecture as 'genotype' (JSON) or the file 'genotype_file'."]})
         run = services.run_create_retrain(
             actor=request.user, dataset=dataset, genotype=genotype, preset=data["preset"], config=data["config"],
-            seed=data["seed"], gpu_budget_bytes=data["gpu_budget_bytes"], name=data["name"],
+            seed=data["seed"], gpu_budget_bytes=data["gpu_budget_bytes"], name=data["name"], controls=data["controls"],
         )
         return Response(RunOutput(run).data, status=status.HTTP_201_CREATED)
 

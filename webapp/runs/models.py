@@ -63,6 +63,9 @@ class Run(Job):
     source_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retrains")
     progress = models.JSONField(default=dict, blank=True)
     best_mean_dice = models.FloatField(null=True, blank=True)
+    #: Retrain: once it succeeds, train the two controls beside it (random architecture and
+    #: the hand-designed network: ``webapp.evaluations.services.launch_controls``; signals.py).
+    controls_requested = models.BooleanField(default=False)
     # -- the worker that holds the run (claim guard) -----------------------------------------
     claim_token = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)

@@ -240,8 +240,9 @@ def run_create_search(*, actor, dataset: Dataset, method: str, preset: str = "",
 @transaction.atomic
 def run_create_retrain(*, actor, dataset: Dataset, genotype, preset: str = "", config=None, seed=None,
                        gpu_budget_bytes, name: str = "", source_run: Run | None = None,
-                       parent: Run | None = None) -> Run:
-    """Retrain a (validated) genotype on a dataset; on success the bundle becomes a model."""
+                       parent: Run | None = None, controls: bool = False) -> Run:
+    """Retrain a (validated) genotype on a dataset; on success the bundle becomes a model.
+    ``controls``: once it succeeded, also train the two controls (signals.py)."""
     require_write(actor, dataset.project)
     _require_ready(dataset)
     if source_run is not None and source_run.project_id != dataset.project_id:
@@ -268,13 +269,14 @@ def run_create_retrain(*, actor, dataset: Dataset, genotype, preset: str = "", c
         preset=preset, config=dict(config or {}) | ({"seed": seed} if seed is not None else {}),
         resolved_config=values, seed=seed_value, gpu_budget_bytes=budget,
         estimate_bytes=est["needed_bytes"], estimate_details=est, genotype=doc, source_run=source_run,
-        name=name, parent=parent, created_by=actor,
+        name=name, parent=parent, created_by=actor, controls_requested=bool(controls),
     )
     _enqueue(run)
     return run
 
 
-def run_clone(*, actor, run: Run, config=None, preset=None, seed=None, gpu_budget_bytes=None, name: str = "") -> Run:
+def run_clone(*, actor, run: Run, config=None, preset=None, seed=None, gpu_budget_bytes=None, name: str = "",
+              controls: bool = False) -> Run:
     """A new run like ``run`` with edited settings (``config`` replaces the overrides when given)."""
     kwargs = dict(
         actor=actor, dataset=run.dataset, preset=run.preset if preset in (None, "") else preset,
@@ -284,7 +286,7 @@ def run_clone(*, actor, run: Run, config=None, preset=None, seed=None, gpu_budge
     )
     if run.kind == Run.Kind.SEARCH:
         return run_create_search(method=run.method, **kwargs)
-    return run_create_retrain(genotype=run.genotype, source_run=run.source_run, **kwargs)
+    return run_create_retrain(genotype=run.genotype, source_run=run.source_run, controls=controls, **kwargs)
 
 
 def _default_name_of(run: Run) -> str:
@@ -349,3 +351,16 @@ def run_delete(*, actor, run: Run) -> None:
         out = run.out_dir
         run.delete()
         transaction.on_commit(lambda: shutil.rmtree(out, ignore_errors=True))
+
+
+def run_launch_requested_controls(run_id: int) -> list:
+    """After a retrain run that asked for controls succeeded (its model registered): train the
+    two controls beside it, as its creator (``launch_controls`` checks access and refuses
+    twice). Returns the control runs, or [] when there is nothing to do."""
+    from webapp.evaluations.services import launch_controls
+
+    run = Run.objects.select_related("project", "dataset", "created_by").filter(pk=run_id).first()
+    if (run is None or not run.controls_requested or run.kind != Run.Kind.RETRAIN or run.status != Status.SUCCEEDED
+            or run.created_by is None):
+        return []
+    return launch_controls(run, run.created_by)

@@ -22,6 +22,8 @@ from .apis import genotype_response, read_genotype_upload
 from .consumers import HEARTBEAT_SECONDS
 from .models import Run
 
+#: The retrain forms' tick for the controls of issue 12 (webapp.evaluations.services.launch_controls).
+CONTROLS_LABEL = "Also train two controls (random architecture, hand-designed U-Net)"
 SORT_COLUMNS = [("created", "Started"), ("status", "Status"), ("method", "Method"), ("dice", "Best Dice"), ("duration", "Duration")]
 
 
@@ -94,6 +96,7 @@ def _launch_context(request, dataset, *, kind, run=None, source=None):
             "source_run": run.pk if (run is not None and kind == Run.Kind.RETRAIN) else (src.pk if src is not None else None),
             "initial": initial,
         },
+        "controls_label": CONTROLS_LABEL,
     }
 
 
@@ -234,6 +237,7 @@ class GenotypeUploadForm(forms.Form):
     gpu_budget_gb = forms.FloatField(label="GPU memory budget (GB)", min_value=0.001, max_value=1e9, initial=8)
     seed = forms.IntegerField(min_value=0, initial=0, required=False)
     name = forms.CharField(max_length=200, required=False)
+    controls = forms.BooleanField(required=False, label=CONTROLS_LABEL)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -257,7 +261,7 @@ def genotype_upload(request, dataset_pk):
                 run = services.run_create_retrain(
                     actor=request.user, dataset=dataset, genotype=genotype, preset=form.cleaned_data["preset"],
                     seed=form.cleaned_data["seed"], gpu_budget_bytes=int(form.cleaned_data["gpu_budget_gb"] * engine.GB),
-                    name=form.cleaned_data["name"],
+                    name=form.cleaned_data["name"], controls=form.cleaned_data["controls"],
                 )
             except ValidationError as error:
                 if hasattr(error, "error_dict") and "gpu_budget_bytes" in error.error_dict:

@@ -81,6 +81,8 @@ function body() {
     name: nameInput.value,
   };
   if (data.kind === 'search') out.method = methodSelect.value;
+  const controls = document.getElementById('launch-controls');
+  if (controls) out.controls = controls.checked;
   return { out, bad };
 }
 
