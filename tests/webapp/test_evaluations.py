@@ -120,9 +120,12 @@ def test_train_controls_one_click_then_side_by_side(celery_worker, make_user, ma
     model = make_engine_model(project, bundle_with_test_split(bundle[0], tmp_path / "bundle"), dataset=dataset,
                               name="Searched")
     run = model.run
-    run.genotype = json.loads((model.bundle_path / "genotype.json").read_text())
+    genotype = json.loads((model.bundle_path / "genotype.json").read_text())
+    search = Run.objects.create(project=project, dataset=dataset, kind=Run.Kind.SEARCH, method="dints", preset="tiny",
+                                config={"search_steps": 2}, gpu_budget_bytes=8 << 30, genotype=genotype)
+    run.genotype, run.source_run = genotype, search
     run.config = {"steps": 2, "warmup_steps": 1, "lr_milestones": [1], "export": False}
-    run.save(update_fields=["genotype", "config"])
+    run.save(update_fields=["genotype", "config", "source_run"])
     assert _wait_final(model.pk, wait_for).status == "succeeded"
 
     client = Client()
@@ -132,11 +135,13 @@ def test_train_controls_one_click_then_side_by_side(celery_worker, make_user, ma
     controls = ControlSet.objects.get(model=model)
     random_run, hand_run = controls.random_run, controls.handdesigned_run
     for control in (random_run, hand_run):
-        assert control.kind == Run.Kind.RETRAIN and control.dataset_id == dataset.pk
-        assert control.preset == run.preset and control.config == run.config
+        assert control.kind == Run.Kind.RETRAIN and control.dataset_id == dataset.pk and control.status == "queued"
         assert control.gpu_budget_bytes == run.gpu_budget_bytes and control.parent_id == run.pk
-    assert random_run.genotype["method"] == run.genotype["method"]
-    assert random_run.genotype != run.genotype
+        for key in ("steps", "warmup_steps", "lr_milestones", "seed"):  # the same recipe and steps
+            assert control.resolved_config[key] == random_run.resolved_config[key], key
+    assert random_run.preset == run.preset and random_run.config == run.config
+    assert random_run.genotype["method"] == "dints" and random_run.genotype["meta"]["control"] == "random"
+    assert hand_run.genotype["method"] == "handdesigned" and hand_run.genotype["meta"]["control"] == "handdesigned"
     # a second click does not launch twice
     client.post(f"/models/{model.pk}/controls/")
     assert ControlSet.objects.filter(model=model).count() == 1

@@ -163,33 +163,52 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
 
 # --------------------------------------------------------------------------- controls
 
-def _control_architectures(run) -> tuple[dict, dict]:
-    """(random architecture of the run's method, hand-designed network) for the run's dataset,
-    from ``nasengine.controls``."""
-    try:
-        from nasengine import controls
-    except ImportError:
-        raise ValidationError("Controls are not available in this installation (nasengine.controls is missing).")
-    from nasengine.data import compute_fingerprint, load_dataset
+def _control_architectures(run, model) -> tuple[dict, dict]:
+    """(random architecture of the run's method, hand-designed network) for the searched
+    model, from ``nasengine.controls``.
+
+    The random draw uses the search's own preset and settings (the same space the search
+    explored; the seed is the run's). The hand-designed network is configured from the
+    model's own preprocessing plan (target spacing, the retraining patch) and sized to the
+    searched network's parameter count ("similar size")."""
+    from nasengine import controls
+    from nasengine.config import ConfigError
+    from nasengine.genotype import GenotypeError
+    from nasengine.inference.bundle import read_bundle
 
     doc = run.genotype or {}
-    spec = load_dataset(run.dataset.msd_dir)
-    fingerprint = compute_fingerprint(spec)
-    patch = (run.resolved_config or {}).get("patch_size")
-    common = {"in_channels": int(doc.get("in_channels") or len(spec.channel_names)),
-              "out_channels": int(doc.get("out_channels") or len(spec.labels)),
-              "seed": int(run.seed or 0), "fingerprint": fingerprint, "patch_size": patch,
-              "method": run.method or doc.get("method"), "genotype": doc}
-    return (_call(controls.random_architecture, common), _call(controls.handdesigned_architecture, common))
+    method = doc.get("method") or run.method
+    search = run.source_run if run.source_run is not None and run.source_run.kind == run.Kind.SEARCH else None
+    bundle = read_bundle(model.bundle_path)
+    c_in, c_out = int(doc.get("in_channels") or 1), int(doc.get("out_channels") or 2)
+    patch = (run.resolved_config or {}).get("patch_size") or bundle.plan.get("patch_size")
+    try:
+        random_doc = controls.random_architecture(
+            method, None, preset=search.preset if search else None,
+            overrides=dict(search.config or {}) if search else None, seed=int(run.seed or 0),
+            in_channels=c_in, out_channels=c_out)
+        hand_doc = controls.handdesigned_architecture(
+            bundle.plan, patch_size=patch, in_channels=c_in, out_channels=c_out,
+            target_parameters=model_figures(model.bundle_path)["parameters"])
+    except (ConfigError, GenotypeError, ValueError, NotImplementedError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValidationError(f"The controls cannot be configured for this model: {first}")
+    return random_doc, hand_doc
 
 
-def _call(fn, available: dict):
-    """Call a control builder with the keyword arguments it names (its signature is the
-    quality-training helper's; only names it declares are passed)."""
-    import inspect
+def _shared_recipe(run) -> tuple[str, dict]:
+    """(preset, settings) of the shared retraining settings that reproduce ``run``'s recipe for
+    a network of no registered method (the hand-designed control): the run's preset when the
+    shared settings have it, and every resolved value the shared settings know."""
+    import dataclasses
 
-    params = inspect.signature(fn).parameters
-    return fn(**{k: v for k, v in available.items() if k in params})
+    from nasengine.training.retrain import RETRAIN_PRESETS, RetrainConfig
+
+    known = {f.name for f in dataclasses.fields(RetrainConfig)}
+    values = {k: v for k, v in (run.resolved_config or {}).items() if k in known}
+    values |= {k: v for k, v in (run.config or {}).items() if k in known}
+    preset = run.preset if run.preset in RETRAIN_PRESETS else ""
+    return preset, values
 
 
 def launch_controls(run, actor) -> list:
@@ -213,13 +232,17 @@ def launch_controls(run, actor) -> list:
         raise ValidationError("This model is itself a control; its controls would compare nothing.")
     if run.dataset is None:
         raise ValidationError("The run's dataset was deleted; controls need the same data.")
-    random_doc, hand_doc = _control_architectures(run)
+    random_doc, hand_doc = _control_architectures(run, model)
     base = run.name or f"{run.method} model of run {run.pk}"
-    common = dict(actor=actor, dataset=run.dataset, preset=run.preset, config=dict(run.config or {}),
-                  gpu_budget_bytes=run.gpu_budget_bytes, parent=run)
+    common = dict(actor=actor, dataset=run.dataset, gpu_budget_bytes=run.gpu_budget_bytes, parent=run)
+    hand_preset, hand_config = _shared_recipe(run)
     with transaction.atomic():
-        random_run = run_create_retrain(genotype=random_doc, name=f"{base}: control (a) random architecture"[:200], **common)
-        hand_run = run_create_retrain(genotype=hand_doc, name=f"{base}: control (b) hand-designed network"[:200], **common)
+        # (a) the same method: its retraining settings, preset and overrides exactly as the run's
+        random_run = run_create_retrain(genotype=random_doc, preset=run.preset, config=dict(run.config or {}),
+                                        name=f"{base}: control (a) random architecture"[:200], **common)
+        # (b) a network of no registered method: the shared settings with the run's resolved values
+        hand_run = run_create_retrain(genotype=hand_doc, preset=hand_preset, config=hand_config,
+                                      name=f"{base}: control (b) hand-designed network"[:200], **common)
         ControlSet.objects.create(project=run.project, model=model, source_run=run, random_run=random_run,
                                   handdesigned_run=hand_run, created_by=actor)
     return [random_run, hand_run]
