@@ -79,3 +79,54 @@ def test_cancel_stops_submitting(demo, tmp_path):
     assert [e["type"] for e in events].count("cancelled") == 1
     assert events[-1]["type"] == "cancelled"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_finish_already_running_is_not_started_twice_and_held_candidates_are_seen(tmp_path):
+    """``finish`` under a lock another live holder has returns None at once (a re-sent finish
+    message never runs the fine stage twice); ``training_candidates`` names the candidate
+    folders whose lock a live process holds."""
+    import fcntl
+
+    assert distributed.training_candidates(tmp_path) == []
+    (tmp_path / "candidates" / "coarse-a").mkdir(parents=True)
+    (tmp_path / "candidates" / "coarse-b").mkdir(parents=True)
+    with open(tmp_path / "finish.lock", "a+") as fine, \
+            open(tmp_path / "candidates" / "coarse-b" / "lock", "a+") as cand:
+        fcntl.flock(fine, fcntl.LOCK_EX)
+        fcntl.flock(cand, fcntl.LOCK_EX)
+        assert distributed.finish(tmp_path) is None  # no settings needed: it never started
+        assert distributed.training_candidates(tmp_path) == ["coarse-b"]
+    assert distributed.training_candidates(tmp_path) == []
+
+
+def test_added_sinks_see_every_event_and_the_rewinds_of_their_stream(tmp_path, demo):
+    seen: dict[str, list] = {}
+
+    class Sink:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def __call__(self, event):
+            seen.setdefault(self.stream, []).append(event["seq"])
+
+        def rewind(self, seq):
+            seen.setdefault(self.stream, []).append(("rewind", seq))
+
+    def sinks(stream):
+        return [Sink(stream)]
+
+    distributed.start(tmp_path, demo, preset="tiny", overrides={**FAST, "candidates": 1}, workers=1,
+                      meta={"run_id": 7})
+    assert distributed.SearchFolder(tmp_path).settings["meta"] == {"run_id": 7}
+    sent: list[dict] = []
+    assert distributed.advance(tmp_path, sent.append, sinks=sinks) == "running"
+    assert distributed.run_candidate(tmp_path, sent[0], "w1@h", sinks=sinks) == "done"
+    assert distributed.advance(tmp_path, sent.append, sinks=sinks) == "coarse_done"
+    stage = sent[0]["stage"]
+    for stream, path in (("search", tmp_path / "events.jsonl"),
+                         (stage, tmp_path / "candidates" / stage / "events.jsonl")):
+        seqs = [s for s in seen[stream] if not isinstance(s, tuple)]
+        assert seqs[-len(read_events(path)):] == [e["seq"] for e in read_events(path)]
+        assert seen[stream][0] == ("rewind", 0)
+    result = json.loads(next((tmp_path / "results").glob("*.json")).read_text())
+    assert result["details"]["worker"] == "w1@h"
