@@ -338,3 +338,35 @@ def test_no_server_path_in_import_or_prediction_messages(client, model_world, ma
         for server_path in (str(media_root), "/tmp/", str(tmp_path), "/work/"):
             assert server_path not in text, (server_path, text[:2000])
     assert "noise.nii" in texts[0] and "not a NIfTI image" in texts[0]
+
+
+def _zeros_volume(path: Path, shape, dtype) -> Path:
+    """A valid .nii.gz of zeros of this shape and type, built from 16 MiB zero members."""
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_sform(np.diag([0.8, 0.8, 0.8, 1.0]), code=1)
+    header.set_qform(np.diag([0.8, 0.8, 0.8, 1.0]), code=1)
+    header["vox_offset"] = 352
+    n_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    assert n_bytes % (16 << 20) == 0
+    path.write_bytes(gzip.compress(header.binaryblock + bytes(4)) + ZEROS_16M * (n_bytes >> 24))
+    return path
+
+
+def test_the_f5_case_512x512x1024_with_a_float64_label_is_refused_with_the_numbers(
+    make_user, make_project, tmp_path, django_capture_on_commit_callbacks
+):
+    """Issue 14 F5: a ~10 MB upload whose preprocessing peaked a worker at 8.2 GB."""
+    user = make_user()
+    image = _zeros_volume(tmp_path / "big.nii.gz", (512, 512, 1024), np.float32)
+    label = _zeros_volume(tmp_path / "big_seg.nii.gz", (512, 512, 1024), np.float64)
+    assert image.stat().st_size + label.stat().st_size < 12 << 20
+    with django_capture_on_commit_callbacks(execute=False):
+        dataset = services.dataset_upload(project=make_project(user), actor=user, files=[upload(image), upload(label)],
+                                          labels="1: organ")
+    dataset = services.dataset_import(dataset_id=dataset.pk)
+    assert dataset.status == S.INVALID
+    assert [p["file"] for p in dataset.problems] == ["big.nii.gz"]
+    assert ("preprocessing this case (image and label map) would take about 7.5 GB of memory, "
+            "more than the limit of 6.0 GB") in dataset.problems[0]["problem"], dataset.problems
