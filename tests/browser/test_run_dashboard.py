@@ -476,3 +476,23 @@ def test_a_run_is_renamed_in_place(feed, run_page):
     page.fill("#run-name-input", "x" * 200 + "y")  # maxlength keeps it at 200
     page.click("#run-name-save")
     page.wait_for_function("document.getElementById('run-name').textContent.length === 200")
+
+
+def test_chart_axes_are_sane_for_one_and_two_points(feed, run_page):
+    """Issue 13: the learning-rate axis at steps 1-2 ran from -0.475 to 0.525."""
+    feed.emit("run_started", phase="search", total_steps=10, device="cpu")
+    feed.emit("step", step=1, total_steps=10, phase="search", losses={"seg": 0.8}, lrs={"weights": 0.025})
+    page = run_page(feed)
+    page.wait_for_function("Number(document.getElementById('chart-lrs')?.dataset.points) === 1 && "
+                           "document.getElementById('chart-lrs').dataset.xMax !== undefined")
+    one = page.evaluate("({...document.getElementById('chart-lrs').dataset})")
+    assert (float(one["xMin"]), float(one["xMax"])) == (0.0, 2.0), one
+    assert 0.02 <= float(one["yMin"]) < 0.025 < float(one["yMax"]) <= 0.03, one
+    feed.emit("step", step=2, total_steps=10, phase="search", losses={"seg": 0.6}, lrs={"weights": 0.025})
+    page.wait_for_function("Number(document.getElementById('chart-lrs').dataset.points) === 2 && "
+                           "document.getElementById('chart-lrs').dataset.xMin === '1'")
+    two = page.evaluate("({...document.getElementById('chart-lrs').dataset})")
+    assert (float(two["xMin"]), float(two["xMax"])) == (1.0, 2.0), two
+    assert 0.02 <= float(two["yMin"]) < 0.025 < float(two["yMax"]) <= 0.03, two
+    losses = page.evaluate("({...document.getElementById('chart-losses').dataset})")
+    assert float(losses["yMin"]) > 0 and float(losses["yMax"]) < 1.1, losses  # log axis around 0.6..0.8

@@ -32,6 +32,17 @@ export function paddedRange(min, max, log) {
   return [min - pad, max + pad];
 }
 
+/**
+ * The x (step) range: the data's own span, or a step either side of a single point (never
+ * below 0), so one or two points do not get a fractional or negative axis.
+ * @param {number|null} min @param {number|null} max @returns {[number, number]}
+ */
+export function stepRange(min, max) {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+  if (min === max) return [Math.max(0, min - 1), max + 1];
+  return [min, max];
+}
+
 /** Steps are whole numbers: ticks at 1, 2, 5 x 10^k. */
 const STEP_INCREMENTS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6];
 /** A log axis labels only the 1, 2 and 5 of each decade (its other ticks would overlap). */
@@ -148,7 +159,9 @@ export class SeriesChart {
       width,
       height: this.height,
       scales: {
-        x: { time: false },
+        // Steps: one point gets a window of a step either side (never below 0), not uPlot's
+        // fractional auto range; two or more span exactly their steps.
+        x: { time: false, range: (u, min, max) => stepRange(min, max) },
         y: {
           distr: this.log ? 3 : 1,
           log: 10,
@@ -181,6 +194,8 @@ export class SeriesChart {
         draw: [(u) => {
           this.container.dataset.yMin = String(u.scales.y.min);
           this.container.dataset.yMax = String(u.scales.y.max);
+          this.container.dataset.xMin = String(u.scales.x.min);
+          this.container.dataset.xMax = String(u.scales.x.max);
         }],
       },
     };
