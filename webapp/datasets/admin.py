@@ -7,17 +7,17 @@ from .services import dataset_purge
 class CaseInline(admin.TabularInline):
     model = Case
     extra = 0
-    fields = ["index", "case_id", "shape", "spacing", "image_path", "label_path"]
+    fields = ["index", "case_id", "split", "shape", "spacing", "image_path", "label_path"]
     readonly_fields = fields
     can_delete = False
 
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ["name", "project", "status", "num_cases", "created_at"]
+    list_display = ["name", "project", "status", "num_cases", "num_test_cases", "created_at"]
     list_filter = ["status", "source"]
     search_fields = ["name", "project__name"]
-    readonly_fields = ["status", "storage_key", "fingerprint", "problems", "status_changed_at", "import_attempts"]
+    readonly_fields = ["status", "storage_key", "fingerprint", "problems", "notes", "status_changed_at", "import_attempts"]
     inlines = [CaseInline]
 
     def has_add_permission(self, request):  # datasets come in through the upload and import
