@@ -7,6 +7,7 @@ a working default for the embedded set-up (SQLite in ``var/``, Redis on localhos
 import os
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
+    "axes",  # sign-in lockout (issue 14, F8)
     "webapp.common",
     "webapp.accounts",
     "webapp.projects",
@@ -89,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its lockout page or JSON.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -134,6 +138,20 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if env_bool("VOXELSEARCH_FAST_PASSWORD_HASHER", False):  # tests only: fast, insecure hashing
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Sign-in lockout (issue 14, F8): AXES_FAILURE_LIMIT failed sign-ins for one username from one
+# address (form, token API or admin) block that pair for AXES_COOLOFF_TIME, right password or not.
+AUTHENTICATION_BACKENDS = [
+    "webapp.accounts.backends.RequestAxesBackend",  # axes' AxesStandaloneBackend, first
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("VOXELSEARCH_SIGNIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("VOXELSEARCH_SIGNIN_LOCKOUT_MINUTES", 15))
+# Username and address together: a guesser cannot lock a colleague out from elsewhere, and one
+# address cannot try many passwords against one account.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what is counted; successful sign-ins need no table
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "projects:list"
 LOGOUT_REDIRECT_URL = "accounts:login"
