@@ -190,6 +190,7 @@ class RunDetailApi(APIView):
     def patch(self, request, pk):
         """Rename the run (the only field a user edits after launch)."""
         run = selectors.run_get(user=request.user, pk=pk)
+        require_write(request.user, run.project)  # a viewer hears 403 whatever the body says
         data = _valid(RunUpdateInput, request.data)
         return Response(RunOutput(services.run_rename(actor=request.user, run=run, name=data["name"])).data)
 
