@@ -170,7 +170,7 @@ def _adapter(impl: str, cfg: BenchConfig, device: torch.device):
     return MonaiAdapter(cfg, device) if impl == "MONAI" else OursAdapter(cfg, device, impl)
 
 
-def measure(impl: str, cfg: BenchConfig, steps: int, timed: bool) -> dict:
+def measure(impl: str, cfg: BenchConfig, steps: int, timed: bool, peak_step: bool = True) -> dict:
     """Run in a fresh process: returns the measured figures for one implementation."""
     from monai.losses import DiceCELoss
 
@@ -212,7 +212,8 @@ def measure(impl: str, cfg: BenchConfig, steps: int, timed: bool) -> dict:
     # One step of each kind (untimed: allocator warm-up and lazy initialisation); the peak
     # covers them, the optimiser state they create and the timed steps. Untimed (memory only,
     # large patches on a CPU): one weight step, whose forward and backward are the same.
-    weight_step()
+    if peak_step or timed:
+        weight_step()
     if timed:
         arch_step()
     sync()
@@ -224,7 +225,9 @@ def measure(impl: str, cfg: BenchConfig, steps: int, timed: bool) -> dict:
                 step()
             sync()
             timings[name] = (time.perf_counter() - start) / steps
-    if device.type == "cuda":
+    if not (peak_step or timed):
+        peak = None  # no step run: a forward alone is not the step's peak
+    elif device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - allocated_before
     else:
         peak = max(0, _peak_rss_bytes() - rss_before)
@@ -272,21 +275,21 @@ def _run_child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _measure_alternating(cfg: BenchConfig, impls: list[str], steps: int, repeats: int, timed: bool
-                         ) -> dict[str, dict]:
+def _measure_alternating(cfg: BenchConfig, impls: list[str], steps: int, repeats: int, timed: bool,
+                         peak_step: bool) -> dict[str, dict]:
     """Alternate the implementations over ``repeats`` fresh processes and keep the median of
     each figure, so that load from other processes on a shared machine hits all sides alike."""
     runs: dict[str, list[dict]] = {impl: [] for impl in impls}
     for _ in range(repeats if timed else 1):
         for impl in impls:
             runs[impl].append(_run_child(["--child", f"{impl}:{cfg.spec()}", "--steps", str(steps),
-                                          "--timed", str(int(timed))]))
+                                          "--timed", str(int(timed)), "--peak", str(int(peak_step))]))
             print(f"  {impl} {cfg.patch}^3: {json.dumps(runs[impl][-1])}", file=sys.stderr, flush=True)
     medians = {}
     for impl, rows in runs.items():
         merged = dict(rows[0])
         for key, value in rows[0].items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and None not in (row[key] for row in rows):
                 merged[key] = statistics.median(row[key] for row in rows)
         medians[impl] = merged
     return medians
@@ -346,16 +349,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps of each kind")
     parser.add_argument("--repeats", type=int, default=3,
                         help="fresh processes per implementation when timing, alternating; medians are reported")
+    parser.add_argument("--peak-sizes", default=None,
+                        help="patch sizes at which a weight step is run for the peak (default: every size); "
+                             "elsewhere only the saved bytes of one forward are measured")
     parser.add_argument("--retrain-check", action="store_true",
                         help="also compare the retraining estimate with the decoded network's saved bytes")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--timed", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--peak", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child-memory-check", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         impl, cfg_text = args.child.split(":", 1)
-        print(json.dumps(measure(impl, BenchConfig.parse(cfg_text), args.steps, bool(args.timed))))
+        print(json.dumps(measure(impl, BenchConfig.parse(cfg_text), args.steps, bool(args.timed), bool(args.peak))))
         return
     if args.child_memory_check:
         print(json.dumps(retrain_estimate_vs_saved_tensors(BenchConfig.parse(args.child_memory_check))))
@@ -367,12 +374,15 @@ def main() -> None:
         parser.error(f"unknown implementation(s) {unknown}; choose from {list(IMPLS)}")
     sizes = [int(v) for v in args.sizes.split(",")]
     time_sizes = sizes if args.time_sizes is None else [int(v) for v in args.time_sizes.split(",") if v]
+    peak_sizes = sizes if args.peak_sizes is None else [int(v) for v in args.peak_sizes.split(",") if v]
     configs = [BenchConfig(args.mul, args.blocks, args.depths, p) for p in sizes]
     print(f"torch {torch.__version__}, {args.steps} timed steps per measure, median of {args.repeats} fresh "
-          f"processes per implementation (alternating) where timed; timed at {time_sizes or 'no size'}")
+          f"processes per implementation (alternating) where timed; timed at {time_sizes or 'no size'}, "
+          f"peak at {peak_sizes or 'no size'}")
     estimate_rows, retrain_rows = [], []
     for cfg in configs:
-        results = _measure_alternating(cfg, impls, args.steps, args.repeats, cfg.patch in time_sizes)
+        results = _measure_alternating(cfg, impls, args.steps, args.repeats, cfg.patch in time_sizes,
+                                       cfg.patch in peak_sizes)
         print_table(cfg, results)
         estimate_rows += [(cfg, impl, r) for impl, r in results.items() if r["estimate_bytes"]]
         if args.retrain_check:
