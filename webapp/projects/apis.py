@@ -6,7 +6,13 @@ from rest_framework.views import APIView
 
 from . import selectors, services
 from .access import require_owner, require_write
-from .models import Membership, Project
+from .invitation_selectors import (
+    invitation_get_for_owner,
+    invitation_get_mine,
+    invitation_list_mine,
+    invitation_list_pending,
+)
+from .models import Invitation, Membership, Project
 
 
 class ProjectOutput(serializers.ModelSerializer):
@@ -30,16 +36,51 @@ class ProjectPatch(serializers.Serializer):
 
 class MemberOutput(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
-    email = serializers.CharField(source="user.email", read_only=True)
+    # Members' e-mail addresses are not shown (issue 14, F9): the username names them.
 
     class Meta:
         model = Membership
-        fields = ["id", "username", "email", "role", "created_at"]
+        fields = ["id", "username", "role", "created_at"]
 
 
 class MemberInput(serializers.Serializer):
-    user = serializers.CharField(help_text="Username or email of an existing account.")
+    user = serializers.CharField(max_length=254, help_text="Username or e-mail of the person to invite.")
     role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.VIEWER)
+
+
+def invite_sent_message(role: str) -> str:
+    """The one answer to every invitation, whoever it names."""
+    return (
+        f"Invitation recorded. If an account has that username or e-mail, its holder finds it under "
+        f"Invitations and joins the project as {role} once they accept."
+    )
+
+
+class InviteAccepted(serializers.Serializer):
+    detail = serializers.CharField()
+    invitation = serializers.IntegerField(help_text="The pending invitation (listed to owners).")
+    role = serializers.CharField()
+
+
+class ProjectInvitationOutput(serializers.ModelSerializer):
+    """What owners see of a pending invitation: what was typed (e-mails masked), never the account."""
+
+    invited = serializers.CharField(source="shown_identifier", read_only=True)
+    invited_by = serializers.CharField(source="invited_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "invited", "role", "status", "invited_by", "created_at"]
+
+
+class MyInvitationOutput(serializers.ModelSerializer):
+    project = serializers.IntegerField(source="project_id", read_only=True)
+    project_name = serializers.CharField(source="project.name", read_only=True)
+    invited_by = serializers.CharField(source="invited_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "project", "project_name", "role", "status", "invited_by", "created_at"]
 
 
 class RoleInput(serializers.Serializer):
@@ -90,16 +131,20 @@ class MemberListApi(APIView):
         project = selectors.project_get(user=request.user, pk=pk)
         return Response(MemberOutput(selectors.member_list(project=project), many=True).data)
 
-    @extend_schema(request=MemberInput, responses={201: MemberOutput})
+    @extend_schema(request=MemberInput, responses={202: InviteAccepted})
     def post(self, request, pk):
+        """Invite someone; the answer is the same whether or not an account matches (F9)."""
         project = selectors.project_get(user=request.user, pk=pk)
         require_owner(request.user, project)
         data = MemberInput(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.member_invite(
+        invitation = services.member_invite(
             project=project, actor=request.user, identifier=data.validated_data["user"], role=data.validated_data["role"]
         )
-        return Response(MemberOutput(membership).data, status=status.HTTP_201_CREATED)
+        return Response(
+            {"detail": invite_sent_message(invitation.role), "invitation": invitation.pk, "role": invitation.role},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 @extend_schema(tags=["projects"])
@@ -122,4 +167,51 @@ class MemberDetailApi(APIView):
     def delete(self, request, pk, membership_pk):
         membership = selectors.membership_get(user=request.user, project_pk=pk, membership_pk=membership_pk)
         services.member_remove(membership=membership, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["projects"])
+class ProjectInvitationListApi(APIView):
+    @extend_schema(responses=ProjectInvitationOutput(many=True))
+    def get(self, request, pk):
+        """The project's pending invitations (owners only)."""
+        project = selectors.project_get(user=request.user, pk=pk)
+        require_owner(request.user, project)
+        return Response(ProjectInvitationOutput(invitation_list_pending(project=project), many=True).data)
+
+
+@extend_schema(tags=["projects"])
+class ProjectInvitationDetailApi(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk, invitation_pk):
+        """Withdraw a pending invitation (owners only)."""
+        invitation = invitation_get_for_owner(user=request.user, project_pk=pk, pk=invitation_pk)
+        services.invitation_cancel(invitation=invitation, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["invitations"])
+class MyInvitationListApi(APIView):
+    @extend_schema(responses=MyInvitationOutput(many=True))
+    def get(self, request):
+        """Invitations addressed to me, still pending."""
+        return Response(MyInvitationOutput(invitation_list_mine(user=request.user), many=True).data)
+
+
+@extend_schema(tags=["invitations"])
+class InvitationAcceptApi(APIView):
+    @extend_schema(request=None, responses=MemberOutput)
+    def post(self, request, pk):
+        """Join the project with the invited role."""
+        invitation = invitation_get_mine(user=request.user, pk=pk)
+        membership = services.invitation_accept(invitation=invitation, actor=request.user)
+        return Response(MemberOutput(membership).data)
+
+
+@extend_schema(tags=["invitations"])
+class InvitationDeclineApi(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, pk):
+        invitation = invitation_get_mine(user=request.user, pk=pk)
+        services.invitation_decline(invitation=invitation, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,10 +1,12 @@
 """Writes for projects and members. Each takes the acting user and checks their role."""
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import ProtectedError
+from django.http import Http404
+from django.utils import timezone
 
 from .access import require_owner, require_write
-from .models import Membership, Project
+from .models import Invitation, Membership, Project
 from .selectors import user_find
 
 Role = Membership.Role
@@ -57,23 +59,78 @@ def _check_role(role: str) -> str:
     return role
 
 
+MAX_IDENTIFIER_LENGTH = 254
+
+
+def _clean_identifier(identifier: str) -> str:
+    identifier = (identifier or "").strip().lower()
+    if not identifier:
+        raise ValidationError({"user": "Give the username or e-mail address of the person to invite."})
+    if len(identifier) > MAX_IDENTIFIER_LENGTH:
+        raise ValidationError({"user": f"Keep the username or e-mail under {MAX_IDENTIFIER_LENGTH} characters."})
+    return identifier
+
+
 @transaction.atomic
-def member_invite(*, project: Project, actor, identifier: str, role: str = Role.VIEWER) -> Membership:
-    """Add an existing user (by username or email) to the project. Owners only."""
+def member_invite(*, project: Project, actor, identifier: str, role: str = Role.VIEWER) -> Invitation:
+    """Invite whoever has the username or e-mail ``identifier`` (owners only); they join when
+    they accept. Issue 14, F9: the result is the same pending invitation whether or not an
+    account matches (or is already a member), so owners learn nothing about other accounts;
+    inviting the same identifier again updates the pending invitation's role."""
     require_owner(actor, project)
     _check_role(role)
-    user = user_find(identifier)
-    if user is None:
-        raise ValidationError(
-            {"user": "No account has that username or email. Ask them to get an account first."}
-        )
-    if Membership.objects.filter(project=project, user=user).exists():
-        raise ValidationError({"user": f"{user.username} is already a member of this project."})
-    try:
-        with transaction.atomic():
-            return Membership.objects.create(project=project, user=user, role=role)
-    except IntegrityError:
-        raise ValidationError({"user": f"{user.username} is already a member of this project."})
+    identifier = _clean_identifier(identifier)
+    invitee = user_find(identifier)
+    if invitee is not None and Membership.objects.filter(project=project, user=invitee).exists():
+        invitee = None  # nothing to accept; owners still see the same pending row
+    invitation, _created = Invitation.objects.select_for_update().update_or_create(
+        project=project, identifier=identifier, status=Invitation.Status.PENDING,
+        defaults={"invitee": invitee, "role": role, "invited_by": actor},
+    )
+    return invitation
+
+
+def _require_invitee(invitation: Invitation, actor) -> None:
+    """Only the invitee sees or answers an invitation; to anyone else it does not exist."""
+    if invitation.invitee_id is None or invitation.invitee_id != getattr(actor, "pk", None):
+        raise Http404("Not found.")
+    if invitation.status != Invitation.Status.PENDING:
+        raise ValidationError(f"This invitation was already {invitation.get_status_display().lower()}.")
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, actor) -> Membership:
+    """The invitee joins the project with the invited role (or keeps the role they already have)."""
+    invitation = Invitation.objects.select_for_update().select_related("project").get(pk=invitation.pk)
+    _require_invitee(invitation, actor)
+    membership, _created = Membership.objects.get_or_create(
+        project=invitation.project, user=actor, defaults={"role": invitation.role}
+    )
+    # Invited under both a username and an e-mail: answering one answers both.
+    Invitation.objects.filter(
+        project=invitation.project, invitee=actor, status=Invitation.Status.PENDING
+    ).update(status=Invitation.Status.ACCEPTED, responded_at=timezone.now())
+    return membership
+
+
+@transaction.atomic
+def invitation_decline(*, invitation: Invitation, actor) -> None:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    _require_invitee(invitation, actor)
+    Invitation.objects.filter(
+        project_id=invitation.project_id, invitee=actor, status=Invitation.Status.PENDING
+    ).update(status=Invitation.Status.DECLINED, responded_at=timezone.now())
+
+
+@transaction.atomic
+def invitation_cancel(*, invitation: Invitation, actor) -> None:
+    """Owners withdraw a pending invitation."""
+    require_owner(actor, invitation.project)
+    if invitation.status != Invitation.Status.PENDING:
+        raise ValidationError(f"This invitation was already {invitation.get_status_display().lower()}.")
+    invitation.status = Invitation.Status.CANCELLED
+    invitation.responded_at = timezone.now()
+    invitation.save(update_fields=["status", "responded_at"])
 
 
 def _owners_left_after(membership: Membership) -> int:
