@@ -15,6 +15,12 @@ urlpatterns = [
     path("projects/<int:pk>/", projects.ProjectDetailApi.as_view(), name="project"),
     path("projects/<int:pk>/members/", projects.MemberListApi.as_view(), name="members"),
     path("projects/<int:pk>/members/<int:membership_pk>/", projects.MemberDetailApi.as_view(), name="member"),
+    # Invitations (issue 14, F9): owners list and withdraw theirs; invitees accept or decline.
+    path("projects/<int:pk>/invitations/", projects.ProjectInvitationListApi.as_view(), name="project-invitations"),
+    path("projects/<int:pk>/invitations/<int:invitation_pk>/", projects.ProjectInvitationDetailApi.as_view(), name="project-invitation"),
+    path("invitations/", projects.MyInvitationListApi.as_view(), name="invitations"),
+    path("invitations/<int:pk>/accept/", projects.InvitationAcceptApi.as_view(), name="invitation-accept"),
+    path("invitations/<int:pk>/decline/", projects.InvitationDeclineApi.as_view(), name="invitation-decline"),
     path("projects/<int:pk>/datasets/", datasets.ProjectDatasetsApi.as_view(), name="project-datasets"),
     path("datasets/<int:pk>/", datasets.DatasetDetailApi.as_view(), name="dataset"),
     path("datasets/<int:pk>/cases/", datasets.CaseListApi.as_view(), name="dataset-cases"),
