@@ -33,6 +33,11 @@ ROUTES = [
     ("projects:member-invite", "post", "/projects/{project}/members/", "page", "owner"),
     ("projects:member-role", "post", "/projects/{project}/members/{owner_membership}/role/", "page", "owner"),
     ("projects:member-remove", "post", "/projects/{project}/members/{owner_membership}/remove/", "page", "owner"),
+    # invitations (issue 14, F9): the invitee's own pages; tests/webapp/test_accounts_invitations.py
+    # checks that nobody else reaches an invitation.
+    ("projects:invitations", "get", "/projects/invitations/", "page", "user"),
+    ("projects:invitation-accept", "post", "/projects/invitations/{invitation}/accept/", "page", "user"),
+    ("projects:invitation-decline", "post", "/projects/invitations/{invitation}/decline/", "page", "user"),
     ("datasets:list", "get", "/datasets/", "page", "user"),
     ("datasets:upload", "get", "/projects/{project}/datasets/upload/", "page", "write"),
     ("datasets:upload", "post", "/projects/{project}/datasets/upload/", "page", "write"),
@@ -53,6 +58,11 @@ ROUTES = [
     ("api:member", "get", "/api/projects/{project}/members/{owner_membership}/", "api", "read"),
     ("api:member", "patch", "/api/projects/{project}/members/{owner_membership}/", "api", "owner"),
     ("api:member", "delete", "/api/projects/{project}/members/{owner_membership}/", "api", "owner"),
+    ("api:project-invitations", "get", "/api/projects/{project}/invitations/", "api", "owner"),
+    ("api:project-invitation", "delete", "/api/projects/{project}/invitations/{invitation}/", "api", "owner"),
+    ("api:invitations", "get", "/api/invitations/", "api", "user"),
+    ("api:invitation-accept", "post", "/api/invitations/{invitation}/accept/", "api", "user"),
+    ("api:invitation-decline", "post", "/api/invitations/{invitation}/decline/", "api", "user"),
     ("api:project-datasets", "get", "/api/projects/{project}/datasets/", "api", "read"),
     ("api:project-datasets", "post", "/api/projects/{project}/datasets/", "api", "write"),
     ("api:dataset", "get", "/api/datasets/{dataset}/", "api", "read"),
@@ -158,6 +168,9 @@ def world(make_user, make_project, media_root):
     case = Case.objects.create(dataset=dataset, case_id="c1", index=1, image_path="x", label_path="y", preview_path=str(rel))
     owner_membership = Membership.objects.get(project=project, user=owner)
     ids = {"project": project.pk, "dataset": dataset.pk, "case": case.pk, "owner_membership": owner_membership.pk}
+    from webapp.projects.services import member_invite  # a pending invitation (issue 14, F9)
+
+    ids["invitation"] = member_invite(project=project, actor=owner, identifier=make_user("invitee").username).pk
     from test_runs_support import make_model, make_run, tiny_genotype  # runs and models (issue 4)
 
     ids["run"] = make_run(project, dataset, status="succeeded", genotype=tiny_genotype()).pk
