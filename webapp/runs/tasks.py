@@ -1,4 +1,8 @@
-"""Celery tasks for runs (queue ``gpu``). Tasks take ids and call the worker runtime."""
+"""Celery tasks for runs (queue ``gpu``). Tasks take ids and call the worker runtime.
+
+A C2FNAS search's ``run_search`` returns as soon as its distributed search is started
+("delegated"); the candidate executor's tasks (``candidates``) then carry the run.
+"""
 import logging
 
 from celery import shared_task
