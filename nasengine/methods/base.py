@@ -12,6 +12,14 @@ from torch import nn
 from nasengine.config import ConfigError, build_config, json_schema, merge_values
 from nasengine.training.retrain import RETRAIN_PRESET_DESCRIPTIONS, RETRAIN_PRESETS, RetrainConfig
 
+#: What a search preset of a common name is for (a method's ``preset_descriptions`` wins).
+SEARCH_PRESET_DESCRIPTIONS: dict[str, str] = {
+    "paper": "the paper's settings (needs a large GPU)",
+    "cpu": "sized for 2 CPU cores: about 15 minutes of search",
+    "small": "DEMO ONLY: a short search to see a run end; the architecture is not meaningful",
+    "tiny": "TESTS ONLY: a handful of steps; the architecture is not searched in earnest",
+}
+
 #: Shared retraining presets every method offers unless it defines its own of that name.
 SHARED_RETRAIN_PRESETS = ("default", "cpu")
 
@@ -82,6 +90,10 @@ class SearchMethod:
     config_class: ClassVar[type]
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     default_preset: ClassVar[str] = "paper"
+    #: One line per search preset: what it is for (schema ``x-preset-descriptions``; the
+    #: UI's form and ``nasengine methods`` show it). Unnamed ones fall back to
+    #: ``SEARCH_PRESET_DESCRIPTIONS``.
+    preset_descriptions: ClassVar[dict[str, str]] = {}
     #: Retraining settings of this method's architectures: a ``RetrainConfig`` subclass (or a
     #: dataclass with its fields) and its presets (a paper preset per method); default the
     #: shared ones.
@@ -95,6 +107,9 @@ class SearchMethod:
         """JSON Schema of the config (the web form is rendered from it)."""
         schema = json_schema(self.config_class, title=f"{self.name} settings")
         schema["x-presets"] = {k: dict(v) for k, v in self.presets.items()}
+        described = {k: self.preset_descriptions.get(k) or SEARCH_PRESET_DESCRIPTIONS.get(k)
+                     for k in self.presets}
+        schema["x-preset-descriptions"] = {k: v for k, v in described.items() if v}
         return schema
 
     def make_config(self, preset: str | None = None,

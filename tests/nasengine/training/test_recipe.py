@@ -121,3 +121,11 @@ def test_nnunet_recipe_resume_is_bitwise_identical(tmp_path):
     a = torch.load(tmp_path / "a" / "weights.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_search_presets_say_what_they_are_for():
+    for name, method in registry.items():
+        described = method.schema()["x-preset-descriptions"]
+        assert described["tiny"].startswith("TESTS ONLY"), name
+        assert "paper" in described, name
+    assert "2 CPU cores" in registry["dints"].schema()["x-preset-descriptions"]["cpu"]
