@@ -149,6 +149,7 @@ def check_nifti_bytes(
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_memory_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
     role: str = "image",
+    header_only: bool = False,
 ) -> NiftiBytes:
     """The cheap checks of one NIfTI file from its raw bytes, in bounded memory (run first).
 
@@ -167,6 +168,8 @@ def check_nifti_bytes(
         max_header_bytes: largest data offset (header + extensions).
         max_memory_bytes: cap on :func:`estimate_memory_bytes`; ``None`` skips it.
         role: ``"image"`` or ``"label"`` (for the memory estimate).
+        header_only: stop after the header (first 540 bytes): no extension walk, no data pass
+            (for estimates across files before any of them is streamed).
 
     Returns:
         NiftiBytes.
@@ -207,6 +210,12 @@ def check_nifti_bytes(
                     f"preprocessing this {what} ({' x '.join(map(str, shape))} voxels of {dtype.name}) "
                     f"would take about {_gib(memory)} of memory, more than the limit of "
                     f"{_gib(max_memory_bytes)}; crop or downsample it first",
+                )
+            if header_only:
+                return NiftiBytes(
+                    path=path, version=version, header=header, shape=shape, dtype=dtype, vox_offset=vox_offset,
+                    extension_bytes=0, data_bytes=data_bytes, pixdim=pixdim,
+                    compressed_bytes_read=stream.compressed_bytes_read, memory_bytes=memory, role=role,
                 )
             position = header_size
             extension_bytes = 0

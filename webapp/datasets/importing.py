@@ -241,11 +241,11 @@ def pair_files(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[dict]]:
     return pairs, problems
 
 
-def check_file(path: Path, limits: ImportLimits, role: str = "image") -> NiftiBytes:
+def check_file(path: Path, limits: ImportLimits, role: str = "image", *, header_only: bool = False) -> NiftiBytes:
     """The shared cheap raw-byte check (``check_nifti_bytes``) with this import's caps."""
     return check_nifti_bytes(
         path, max_voxels=limits.max_voxels, max_header_bytes=MAX_HEADER_BYTES,
-        max_memory_bytes=limits.max_memory_bytes, role=role,
+        max_memory_bytes=limits.max_memory_bytes, role=role, header_only=header_only,
     )
 
 
@@ -444,7 +444,23 @@ def _check_and_preview(gathered: Gathered, preview_dir: Path, limits: ImportLimi
     header_ok = []
     for case, split in everything:
         ok = True
-        memory = 0
+        # The case's memory estimate from both headers first (540 bytes each), so a case too big
+        # to preprocess is refused before either file is streamed.
+        try:
+            memory = sum(
+                check_file(path, limits, role, header_only=True).memory_bytes
+                for path, role in ((case.image, "image"), (case.label, "label")) if path is not None
+            )
+        except DataError:
+            memory = 0  # the full check below names the problem
+        if memory > limits.max_memory_bytes:
+            problems.append(problem(
+                case.image,
+                f"preprocessing this case (image and label map) would take about {memory / 1024**3:.1f} GB of "
+                f"memory, more than the limit of {limits.max_memory_bytes / 1024**3:.1f} GB; crop or downsample it first",
+            ))
+            header_ok.append(False)
+            continue
         for path, role in ((case.image, "image"), (case.label, "label")):
             if path is None:
                 continue
@@ -452,18 +468,10 @@ def _check_and_preview(gathered: Gathered, preview_dir: Path, limits: ImportLimi
                 facts = gathered.facts.get(path) or check_file(path, limits, role)
                 if facts.role != role:  # a single-file upload guessed the other role
                     facts = check_file(path, limits, role)
-                memory += facts.memory_bytes
                 inspect_nifti(path, max_voxels=limits.max_voxels)
             except DataError as error:
                 problems.append(_from_data_error(error))
                 ok = False
-        if ok and memory > limits.max_memory_bytes:
-            problems.append(problem(
-                case.image,
-                f"preprocessing this case (image and label map) would take about {memory / 1024**3:.1f} GB of "
-                f"memory, more than the limit of {limits.max_memory_bytes / 1024**3:.1f} GB; crop or downsample it first",
-            ))
-            ok = False
         if case.label is None and split == "train":
             problems.append(problem(case.image, "this case has no label map"))
             ok = False
