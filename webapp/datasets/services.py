@@ -171,7 +171,7 @@ def dataset_import_folder(*, project, actor, folder: Path, name: str = "", descr
     require_write(actor, project)
     folder = Path(folder)
     if not (folder / "dataset.json").is_file():
-        raise ValidationError({"folder": f"{folder} holds no dataset.json (MSD layout)."})
+        raise ValidationError({"folder": f"The folder {folder.name!r} holds no dataset.json (MSD layout)."})
     dataset = Dataset(
         project=project, name=(name or folder.name).strip()[:200], description=description,
         source=Dataset.Source.FOLDER, created_by=actor,
