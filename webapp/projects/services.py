@@ -5,6 +5,8 @@ from django.db.models import ProtectedError
 from django.http import Http404
 from django.utils import timezone
 
+from webapp.common.sockets import close_member_sockets
+
 from .access import require_owner, require_write
 from .models import Invitation, Membership, Project
 from .selectors import user_find
@@ -45,12 +47,15 @@ def project_update(*, project: Project, actor, name=None, description=None) -> P
 @transaction.atomic
 def project_delete(*, project: Project, actor) -> None:
     require_owner(actor, project)
+    project_id, member_ids = project.pk, list(project.memberships.values_list("user_id", flat=True))
     try:
         project.delete()
     except ProtectedError:
         raise ValidationError(
             "This project still holds datasets (or runs, models, predictions). Delete them first."
         )
+    for user_id in member_ids:
+        transaction.on_commit(lambda user_id=user_id: close_member_sockets(project_id, user_id))
 
 
 def _check_role(role: str) -> str:
@@ -160,4 +165,8 @@ def member_remove(*, membership: Membership, actor) -> None:
         require_owner(actor, membership.project)
     if membership.role == Role.OWNER and _owners_left_after(membership) == 0:
         raise ValidationError("A project needs at least one owner: make someone else owner first.")
+    project_id, user_id = membership.project_id, membership.user_id
     membership.delete()
+    # Issue 14, F10: their run and dataset sockets for this project close now, not at the
+    # consumers' next periodic access check.
+    transaction.on_commit(lambda: close_member_sockets(project_id, user_id))
