@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "axes",  # sign-in lockout (issue 14, F8)
+    "csp",  # Content-Security-Policy (issue 14, item 7)
     "webapp.common",
     "webapp.accounts",
     "webapp.projects",
@@ -91,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "webapp.common.headers.PermissionsPolicyMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into its lockout page or JSON.
     "axes.middleware.AxesMiddleware",
 ]
@@ -290,6 +293,33 @@ SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Content-Security-Policy (issue 14, item 7). Scripts: this site's files only, no inline code
+# and no eval ('wasm-unsafe-eval' lets NiiVue compile its WebAssembly decoders, nothing else).
+# The two hashes allow exactly the confirm() onsubmit handlers of the model and prediction pages
+# ('unsafe-hashes'), until those move into a script. Styles keep 'unsafe-inline': pages colour
+# label swatches with style attributes and the architecture graph sets them from JS; CSS cannot
+# run code, and stylesheets still come from this site only. Images, fetches and workers also
+# allow blob:/data: (NiiVue and Uppy build previews and volumes in memory).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": [
+            "'self'", "'wasm-unsafe-eval'", "'unsafe-hashes'",
+            "'sha256-OW8f/eonlyvHxWQxCh867lEQfxsKWOY/lWwLMVj9weU='",  # return confirm('Unregister this model?')
+            "'sha256-eGDyYx9xqh4+YEgSCw9fObkaLm88mmi9OkN4AEwKfJA='",  # return confirm('Delete this prediction and its files?')
+        ],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'", "blob:", "data:"],  # 'self' covers the same host's ws:// in browsers
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGGING = {
     "version": 1,
