@@ -215,8 +215,8 @@ def _follow(run_id: int | None, root: Path) -> bool:
         return True
     row = Run.objects.filter(pk=run_id).values_list("status", "cancel_requested").first()
     if row is None or row[0] not in (Status.QUEUED, Status.RUNNING):
-        if root.exists() and not (root / "cancel").exists():
-            (root / "cancel").touch()
+        if root.exists() and not (root / "cancel").exists() and not (root / "genotype.json").exists():
+            (root / "cancel").touch()  # its candidates stop (a finished search has none)
         return False
     if row[1]:
         (root / "cancel").touch()
