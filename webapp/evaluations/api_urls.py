@@ -1,2 +1,8 @@
 """REST routes of webapp.evaluations, included under /api/ (names in the ``api`` namespace)."""
-urlpatterns: list = []
+from django.urls import path
+
+from . import apis
+
+urlpatterns: list = [
+    path("models/<int:pk>/evaluation/", apis.ModelEvaluationApi.as_view(), name="model-evaluation"),
+]
