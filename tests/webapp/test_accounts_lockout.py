@@ -122,3 +122,29 @@ def test_lockout_through_the_live_asgi_server(make_user, asgi_live_server):
     assert status == 429
     status, body = token(PASSWORD)
     assert status == 429 and "Too many failed sign-ins" in body["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sign_in_form_lockout_through_the_live_asgi_server(make_user, asgi_live_server):
+    """The form's lockout page comes from AxesMiddleware's async path under uvicorn."""
+    import re
+
+    import requests
+
+    make_user("hal", password=PASSWORD)
+    session = requests.Session()
+    url = f"{asgi_live_server.url}/accounts/login/"
+
+    def sign_in(password):
+        page = session.get(url, timeout=30).text
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        return session.post(url, data={"username": "hal", "password": password, "csrfmiddlewaretoken": token},
+                            headers={"Referer": url}, allow_redirects=False, timeout=30)
+
+    for _ in range(LIMIT - 1):
+        assert sign_in("wrong").status_code == 200
+    locked = sign_in("wrong")
+    assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
+    assert "text/html" in locked.headers["Content-Type"]
+    right = sign_in(PASSWORD)
+    assert right.status_code == 429 and "sessionid" not in session.cookies
