@@ -46,7 +46,7 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "webapp"))  # the runs' row factories
     from test_runs_support import make_demo_dataset, make_model, make_run, tiny_genotype
 
-    user = make_user("csp-reader", password=PASSWORD)
+    user = make_user("csp-reader", password=PASSWORD, is_staff=True, is_superuser=True)  # admin pages too
     project = make_project(user, name="CSP project")
     dataset = make_demo_dataset(project, user, tmp_path, n_cases=2, shape=(16, 16, 16))
     run = make_run(project, dataset, status="succeeded", genotype=tiny_genotype())
@@ -56,7 +56,10 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
     pages = [
         "/projects/", f"/projects/{project.pk}/", f"/datasets/{dataset.pk}/", f"/projects/{project.pk}/datasets/upload/",
         f"/datasets/{dataset.pk}/search/", f"/runs/{run.pk}/", f"/runs/{run.pk}/architecture/", f"/models/{model.pk}/",
-        "/api/docs/", "/projects/invitations/", "/accounts/token/",
+        "/api/docs/", "/projects/invitations/", "/accounts/token/", "/datasets/", "/models/", "/predictions/",
+        f"/projects/{project.pk}/runs/", f"/projects/{project.pk}/compare/", f"/datasets/{dataset.pk}/leaderboard/",
+        f"/models/{model.pk}/predict/", "/admin/", "/admin/projects/project/", f"/admin/projects/project/{project.pk}/change/",
+        "/admin/projects/invitation/",
     ]
     problems: dict[str, list[str]] = {}
 
@@ -78,7 +81,8 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
 
             def check(url: str) -> None:
                 console.clear()
-                page.goto(base + url)
+                response = page.goto(base + url)
+                assert response.status == 200, (url, response.status)
                 page.wait_for_load_state("networkidle")
                 found = page.evaluate("window.__cspViolations") + list(console)
                 if found:
