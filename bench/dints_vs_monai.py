@@ -20,7 +20,8 @@ Measured per implementation:
   activations and whatever backward allocates on top;
 - weight step: forward + Dice/CE loss + backward + SGD step on the network weights;
 - architecture step: forward + loss with every regulariser of eq. 11 + backward + Adam step on
-  the architecture parameters (MONAI: as in its DiNTS search tutorial);
+  the architecture parameters (MONAI: as in its DiNTS search tutorial); both as wall time and
+  as the process's CPU time (all threads), which a shared, loaded CPU disturbs far less;
 - for ours, the search ``estimate`` (``supernet_activation_bytes``) against the saved bytes.
 
 Times are only taken at ``--time-sizes`` (CPU at 96^3 is slow); memory is measured at every
@@ -217,14 +218,16 @@ def measure(impl: str, cfg: BenchConfig, steps: int, timed: bool, peak_step: boo
     if timed:
         arch_step()
     sync()
-    timings = {"weight_step_s": None, "arch_step_s": None}
+    timings = {"weight_step_s": None, "arch_step_s": None, "weight_step_cpu_s": None, "arch_step_cpu_s": None}
     if timed:
-        for name, step in (("weight_step_s", weight_step), ("arch_step_s", arch_step)):
-            start = time.perf_counter()
+        for name, step in (("weight_step", weight_step), ("arch_step", arch_step)):
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 step()
             sync()
-            timings[name] = (time.perf_counter() - start) / steps
+            timings[f"{name}_s"] = (time.perf_counter() - start) / steps
+            # CPU seconds of the process (all threads): on a shared CPU far steadier than wall time
+            timings[f"{name}_cpu_s"] = (time.process_time() - start_cpu) / steps
     if not (peak_step or timed):
         peak = None  # no step run: a forward alone is not the step's peak
     elif device.type == "cuda":
@@ -321,6 +324,7 @@ def print_table(cfg: BenchConfig, results: dict[str, dict]) -> None:
     print("| --- |" + " ---: |" * (len(impls) + (len(others) if ref else 0)))
     rows = [("saved for backward", "saved_bytes", _mb), ("peak memory", "peak_memory_bytes", _mb),
             ("weight step", "weight_step_s", _sec), ("architecture step", "arch_step_s", _sec),
+            ("weight step, CPU time", "weight_step_cpu_s", _sec), ("architecture step, CPU time", "arch_step_cpu_s", _sec),
             ("decode time", "decode_s", _sec), ("weight parameters", "weight_params", lambda v: f"{v:,}")]
     for name, key, fmt in rows:
         cells = [fmt(results[i][key]) for i in impls]
