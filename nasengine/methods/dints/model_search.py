@@ -11,6 +11,11 @@ Speed and memory (the reason this is not MONAI's code):
 - The marginal and the op weights are folded together, ``w_{e,n} = m_e alpha_{e,n}``, and each
   ``w_{e,n}`` is folded into the affine InstanceNorm of op n (``w (gamma xhat + beta)``), so no
   weighted copy of any op output is saved for backward.
+- Backward rebuilds the cheap front of every node (resampling ops, the concatenated edge
+  inputs, their ReLU) from the previous layer's features, which every reading edge shares, so
+  none of those tensors is saved (:mod:`.recompute`; issue 15: 0.70x of the bytes saved
+  before). Optionally also the P3D middle tensors (``recompute="front+middle"``) and, in
+  :class:`~nasengine.lattice.supernet.LatticeSupernet`, whole layers (``checkpoint_layers``).
 - All edges into one feature node share one ReLU and run as grouped convolutions (one conv call
   per kernel shape for the 2-3 edges of the node) and one InstanceNorm over all their op
   outputs; the weighted sum is a reshape + sum. Grouped convolutions also take oneDNN's fast
