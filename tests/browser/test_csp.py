@@ -52,6 +52,7 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
     run = make_run(project, dataset, status="succeeded", genotype=tiny_genotype())
     model = make_model(project, dataset, media_root)
     prediction = _prediction(model)
+    live_run = _run_with_steps(project, dataset, make_run)
     base = asgi_live_server.url
     pages = [
         "/projects/", f"/projects/{project.pk}/", f"/datasets/{dataset.pk}/", f"/projects/{project.pk}/datasets/upload/",
@@ -91,6 +92,14 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
             for url in pages:
                 check(url)
 
+            # The run page's charts (uPlot) draw the stored steps, over the live socket.
+            check(f"/runs/{live_run.pk}/")
+            page.wait_for_function("Number(document.getElementById('chart-losses')?.dataset.points) === 3", timeout=TIMEOUT_MS)
+            assert page.locator("#chart-board canvas").count() > 0
+            found = page.evaluate("window.__cspViolations") + list(console)
+            if found:
+                problems[f"/runs/{live_run.pk}/ (charts)"] = found
+
             # The viewer: NiiVue draws the volume under the policy.
             check(f"/predictions/{prediction.pk}/")
             canvas = page.locator("#viewer-canvas")
@@ -120,6 +129,24 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
     from webapp.mlmodels.models import TrainedModel
 
     assert TrainedModel.objects.filter(pk=model.pk).exists()
+
+
+def _run_with_steps(project, dataset, make_run):
+    """A running search with three step events stored through the web app's own sink."""
+    import time
+
+    from webapp.runs.events import RunEventSink
+    from webapp.runs.models import Run
+
+    run = make_run(project, dataset)
+    run.transition("running")
+    Run.objects.filter(pk=run.pk).update(claim_token="csp-test-worker")
+    sink = RunEventSink(run.pk, "csp-test-worker")
+    sink({"seq": 1, "type": "run_started", "time": time.time(), "phase": "search", "total_steps": 3, "device": "cpu"})
+    for step in (1, 2, 3):
+        sink({"seq": step + 1, "type": "step", "time": time.time(), "step": step, "total_steps": 3, "phase": "search",
+              "losses": {"seg": 1.0 / step}, "seconds": 0.5})
+    return run
 
 
 def _png_rgb(png: bytes) -> bytes:
