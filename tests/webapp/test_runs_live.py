@@ -22,7 +22,7 @@ def lab(make_user, make_project, tmp_path):
     return {"owner": owner, "outsider": outsider, "project": project, "dataset": dataset}
 
 
-def _events_over_socket(ws, until_type="finished", after=0, timeout=120):
+def _events_over_socket(ws, until_type="finished", after=0, timeout=300):
     """Send ``after`` and collect events until one of ``until_type`` arrives."""
     import time
 
