@@ -123,8 +123,28 @@ ROUTES = [
     ("api:prediction", "delete", "/api/predictions/{prediction}/", "api", "write"),
     ("api:prediction-result", "get", "/api/predictions/{prediction}/result", "api", "read"),
     ("api:prediction-input", "get", "/api/predictions/{prediction}/input", "api", "read"),
+    # resume (issue 9), evaluations (issue 12), comparisons (issue 13), resumable uploads (issue 14)
+    ("runs:resume", "post", "/runs/{run}/resume/", "page", "write"),
+    ("api:run-resume", "post", "/api/runs/{run}/resume/", "api", "write"),
+    ("evaluations:csv", "get", "/models/{model}/evaluation.csv", "page", "read"),
+    ("api:model-evaluation", "get", "/api/models/{model}/evaluation/", "api", "read"),
+    ("evaluations:retry", "post", "/models/{model}/evaluation/retry/", "page", "write"),
+    ("evaluations:controls", "post", "/models/{model}/controls/", "page", "write"),
+    ("evaluations:folds", "post", "/models/{model}/folds/", "page", "write"),
+    ("comparisons:workspace", "get", "/projects/{project}/compare/?item=run-{run}", "page", "read"),
+    ("comparisons:csv", "get", "/projects/{project}/compare/overview.csv?item=run-{run}", "page", "read"),
+    ("comparisons:leaderboard", "get", "/datasets/{dataset}/leaderboard/", "page", "read"),
+    ("comparisons:leaderboard-csv", "get", "/datasets/{dataset}/leaderboard.csv", "page", "read"),
+    ("api:project-comparison", "get", "/api/projects/{project}/comparison/", "api", "read"),
+    ("api:dataset-leaderboard", "get", "/api/datasets/{dataset}/leaderboard/", "api", "read"),
+    ("uploads:tus", "post", "/uploads/tus/", "api", "user"),
+    ("uploads:tus-upload", "get", "/uploads/tus/0123456789abcdef", "api", "user"),
+    ("uploads:dataset", "post", "/uploads/datasets/{project}/", "api", "write"),
 ]
 OBJECT_ACCESS = {"read", "write", "owner"}
+# Read routes of things the world fixture does not make (a finished test-split evaluation): they
+# answer 404 to members as well, so only the outsider and anonymous checks apply to them.
+NOTHING_TO_READ_YET = {"evaluations:csv", "api:model-evaluation"}
 # WebSocket routes, checked in test_websocket_refuses_outsiders_and_anonymous.
 WS_ROUTES = ["ws/datasets/<int:dataset_id>/", "ws/runs/<int:run_id>/"]
 # Routes of Django's admin are guarded by the admin itself (staff only), see test_admin_needs_staff.
@@ -239,7 +259,7 @@ def test_owner_only_actions_refuse_editors(client, world, name, method, template
     assert response.status_code == 403, (name, method, response.status_code)
 
 
-@pytest.mark.parametrize("name,method,template,kind,access", [r for r in _object_routes() if r[4] == "read"], ids=lambda v: str(v))
+@pytest.mark.parametrize("name,method,template,kind,access", [r for r in _object_routes() if r[4] == "read" and r[0] not in NOTHING_TO_READ_YET], ids=lambda v: str(v))
 def test_members_can_read(client, world, name, method, template, kind, access):
     client.force_login(world["viewer"])
     response = _call(client, method, template.format(**world["ids"]))
