@@ -29,7 +29,13 @@ def test_evaluation_api(make_user, make_project, bundle, tmp_path):
     body = client.get(f"/api/models/{model.pk}/evaluation/").json()
     assert body["status"] == "queued" and body["summary"] is None
 
+    from django.utils import timezone
+
+    from webapp.evaluations.tasks import run_evaluation
+
+    assert (run_evaluation.name, evaluation.pk) in services.waiting_jobs(timezone.now())  # for the queue sweep
     services.evaluation_run(evaluation_id=evaluation.pk)
+    assert (run_evaluation.name, evaluation.pk) not in services.waiting_jobs(timezone.now())
     body = client.get(f"/api/models/{model.pk}/evaluation/").json()
     assert body["status"] == "succeeded" and body["n_cases"] == 2
     assert set(body["summary"]["classes"]) == {"organ", "lesion"}

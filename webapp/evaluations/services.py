@@ -402,3 +402,20 @@ def ensemble_run(*, fold_set_id: int):
         current.save(update_fields=["report", "mean_dice", "progress"])
         current.transition(FoldSet.Status.SUCCEEDED)
     return current
+
+
+# --------------------------------------------------------------------------- the queue sweep
+
+def waiting_jobs(before) -> list[tuple[str, int]]:
+    """(task name, id) of this app's jobs the database holds as waiting since before ``before``,
+    for the queue sweep (``webapp.common.sweep``): queued evaluations, and fold sets whose
+    folds are all registered but whose ensemble was never assembled."""
+    from .models import FoldSet
+    from .tasks import assemble_ensemble, run_evaluation
+
+    jobs = [(run_evaluation.name, pk) for pk in Evaluation.objects.filter(
+        status=Status.QUEUED, status_changed_at__lte=before).values_list("pk", flat=True)]
+    for fold_set in FoldSet.objects.filter(status=FoldSet.Status.TRAINING, status_changed_at__lte=before):
+        if all(m is not None for m in _fold_models(fold_set)):
+            jobs.append((assemble_ensemble.name, fold_set.pk))
+    return jobs
