@@ -2,6 +2,9 @@
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
+
+from webapp.common.parsers import DepthLimitedJSONParser
 
 from .lockout import lockout_response
 
@@ -12,6 +15,9 @@ class TokenApi(ObtainAuthToken):
     Failed attempts count towards django-axes' lockout like the sign-in form's; a locked-out
     username and address get 429 with a message saying for how long, even with the right password.
     """
+
+    # ObtainAuthToken names DRF's plain JSONParser; JSON nested too deep must be a 400 here too.
+    parser_classes = (DepthLimitedJSONParser, FormParser, MultiPartParser)
 
     @extend_schema(
         request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
