@@ -36,28 +36,30 @@ def _project_of(model, pk):
     return model.objects.values_list("project_id", flat=True).get(pk=pk)
 
 
-class WiredRunConsumer(MemberSocketMixin, RunEventsConsumer):
-    """RunEventsConsumer with the two-line hunk (join the user group once access is checked)."""
+if WIRED:
+    RunConsumer, DatasetConsumer = RunEventsConsumer, DatasetStatusConsumer
+else:
+    class RunConsumer(MemberSocketMixin, RunEventsConsumer):
+        """RunEventsConsumer with the two-line hunk (join the user group once access is checked)."""
 
-    async def connect(self):
-        await super().connect()
-        if self.group and not WIRED:
-            from webapp.runs.models import Run
+        async def connect(self):
+            await super().connect()
+            if self.group:
+                from webapp.runs.models import Run
 
-            await join_user_group(self, project_id=await database_sync_to_async(_project_of)(Run, self.run_id))
+                await join_user_group(self, project_id=await database_sync_to_async(_project_of)(Run, self.run_id))
 
-
-class WiredDatasetConsumer(MemberSocketMixin, DatasetStatusConsumer):
-    async def connect(self):
-        await super().connect()
-        if getattr(self, "group", None) and not WIRED:
-            dataset_id = self.scope["url_route"]["kwargs"]["dataset_id"]
-            await join_user_group(self, project_id=await database_sync_to_async(_project_of)(Dataset, dataset_id))
+    class DatasetConsumer(MemberSocketMixin, DatasetStatusConsumer):
+        async def connect(self):
+            await super().connect()
+            if getattr(self, "group", None):
+                dataset_id = self.scope["url_route"]["kwargs"]["dataset_id"]
+                await join_user_group(self, project_id=await database_sync_to_async(_project_of)(Dataset, dataset_id))
 
 
 application = URLRouter([
-    path("ws/runs/<int:run_id>/", (RunEventsConsumer if WIRED else WiredRunConsumer).as_asgi()),
-    path("ws/datasets/<int:dataset_id>/", (DatasetStatusConsumer if WIRED else WiredDatasetConsumer).as_asgi()),
+    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+    path("ws/datasets/<int:dataset_id>/", DatasetConsumer.as_asgi()),
 ])
 
 
