@@ -105,7 +105,7 @@ def run_page(chromium, asgi_live_server, session_cookie, tmp_path):
                 before_open(page)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(f"{base}/runs/{feed.run.pk}/")
-            page.wait_for_function(f"document.body.dataset.lastSeq === '{feed.seq}'")
+            page.wait_for_function(f"() => document.body.dataset.lastSeq === '{feed.seq}'")
             return page
 
         try:
@@ -140,7 +140,7 @@ def _chart(page, group: str) -> dict:
 def test_every_numeric_series_is_charted_with_toggles_hover_log_scale_and_downloads(feed, run_page, tmp_path):
     _feed_steps(feed)
     page = run_page(feed)
-    page.wait_for_function("Number(document.getElementById('chart-metrics')?.dataset.points) === 4")
+    page.wait_for_function("() => Number(document.getElementById('chart-metrics')?.dataset.points) === 4")
 
     # One chart per group of numeric leaves, none of them named in the page's code.
     groups = page.eval_on_selector_all("#chart-board .chart-card", "cards => cards.map(c => c.dataset.group)")
@@ -165,17 +165,17 @@ def test_every_numeric_series_is_charted_with_toggles_hover_log_scale_and_downlo
     # Hover values: the legend shows the value under the cursor.
     box = page.locator("#chart-metrics .u-over").bounding_box()
     page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2)
-    page.wait_for_function("document.querySelector('#chart-metrics .u-legend .u-series:nth-child(2) .u-value').textContent === '5'")
+    page.wait_for_function("() => document.querySelector('#chart-metrics .u-legend .u-series:nth-child(2) .u-value').textContent === '5'")
 
     # Log scale: the losses start on a log axis and switch to a linear one (5% padding).
     losses = _chart(page, "losses")
     assert losses["log"] == "true" and losses["yMax"] == pytest.approx(1.25)
     page.uncheck("#losses-card .chart-log")
-    page.wait_for_function("document.getElementById('chart-losses').dataset.log === 'false'")
+    page.wait_for_function("() => document.getElementById('chart-losses').dataset.log === 'false'")
     linear = _chart(page, "losses")
     assert linear["yMin"] == pytest.approx(0.0625 - 0.05 * 0.9375) and linear["yMax"] == pytest.approx(1 + 0.05 * 0.9375)
     page.check("#metrics-card .chart-log")
-    page.wait_for_function("document.getElementById('chart-metrics').dataset.log === 'true'")
+    page.wait_for_function("() => document.getElementById('chart-metrics').dataset.log === 'true'")
     assert _chart(page, "metrics")["yMin"] == pytest.approx(2 / 1.25)
 
     # CSV: a header and one row per step, the values as sent.
@@ -198,7 +198,7 @@ def test_every_numeric_series_is_charted_with_toggles_hover_log_scale_and_downlo
 
     # A new series arriving live gets its chart and toggle without a reload.
     feed.emit("step", step=5, total_steps=5, phase="search", losses={"seg": 0.1}, metrics={"gate_polarisation": 0.7})
-    page.wait_for_function("JSON.parse(document.getElementById('chart-metrics').dataset.series).includes('gate_polarisation')")
+    page.wait_for_function("() => JSON.parse(document.getElementById('chart-metrics').dataset.series).includes('gate_polarisation')")
     assert page.locator("#chart-metrics .u-legend .u-series", has_text="gate_polarisation").count() == 1
 
 
@@ -258,7 +258,7 @@ def test_lattice_draws_layer_by_level_with_unselected_edges_off(feed, run_page):
             e["weight"] = 0.9
     newer["edges"][candidates[1]]["weight"] = 0.2
     feed.emit("architecture", step=2, genotype=newer)
-    page.wait_for_function("document.getElementById('arch-graph').dataset.step === '2'")
+    page.wait_for_function("() => document.getElementById('arch-graph').dataset.step === '2'")
     assert page.evaluate("() => window.__edges.every((e) => e.isConnected)")
     assert page.evaluate("Number(document.querySelector('#arch-graph svg').dataset.updates)") >= 1
     now_off = page.locator("#arch-graph svg path.edge.edge-off")
@@ -363,10 +363,10 @@ def test_best_dice_follows_the_validation_events_live(feed, run_page):
     page = run_page(feed)
     assert page.inner_text("#run-best-dice") == "—"
     feed.emit("validation", step=1, dice={"liver": 0.47, "tumour": None}, mean_dice=0.47)
-    page.wait_for_function("document.getElementById('run-best-dice').textContent === '0.470'")
+    page.wait_for_function("() => document.getElementById('run-best-dice').textContent === '0.470'")
     feed.emit("validation", step=2, dice={"liver": 0.31, "tumour": None}, mean_dice=0.31)  # worse: best stays
     feed.emit("validation", step=3, dice={"liver": 0.62, "tumour": None}, mean_dice=0.62)
-    page.wait_for_function("document.getElementById('run-best-dice').textContent === '0.620'")
+    page.wait_for_function("() => document.getElementById('run-best-dice').textContent === '0.620'")
     assert page.inner_text("#run-best-dice") == "0.620"
 
 
@@ -388,9 +388,9 @@ def test_a_cut_socket_is_shown_stale_and_reconnecting_never_live_and_recovers(fe
         page.route_web_socket(re.compile(r".*/ws/runs/\d+/$"), route)
 
     page = run_page(feed, before_open=before_open)
-    page.wait_for_function("document.getElementById('run-connection').dataset.state === 'live'")
+    page.wait_for_function("() => document.getElementById('run-connection').dataset.state === 'live'")
     cut["on"] = True
-    page.wait_for_function("document.getElementById('run-connection').dataset.state === 'stale'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('run-connection').dataset.state === 'stale'", timeout=10_000)
     assert "reconnecting" in page.inner_text("#run-connection")
     states = set()
     for _ in range(12):  # 3 s cut: stale or reconnecting, never live
@@ -407,7 +407,7 @@ def test_a_cut_socket_is_shown_stale_and_reconnecting_never_live_and_recovers(fe
             break
         page.wait_for_timeout(250)
     assert seen and page.evaluate("document.getElementById('run-connection').dataset.state") == "live", seen[-10:]
-    page.wait_for_function(f"document.body.dataset.lastSeq === '{feed.seq}'")
+    page.wait_for_function(f"() => document.body.dataset.lastSeq === '{feed.seq}'")
 
 
 def test_cancel_asks_first_the_eta_clears_and_the_cancelled_run_can_be_resumed(feed, run_page):
@@ -418,7 +418,7 @@ def test_cancel_asks_first_the_eta_clears_and_the_cancelled_run_can_be_resumed(f
     for step in range(1, 4):
         feed.emit("step", step=step, total_steps=100, phase="search", losses={"seg": 1.0 / step})
     page = run_page(feed)
-    page.wait_for_function("document.getElementById('run-eta').textContent !== '—'")
+    page.wait_for_function("() => document.getElementById('run-eta').textContent !== '—'")
     questions = []
 
     def answer(dialog, accept):
@@ -437,7 +437,7 @@ def test_cancel_asks_first_the_eta_clears_and_the_cancelled_run_can_be_resumed(f
     # the worker sees the flag, checkpoints and reports (as runtime.run_execute does)
     feed.emit("cancelled", step=3)
     feed.worker.submit(_finish_cancelled, feed.run.pk).result()
-    page.wait_for_function("document.getElementById('run-status').dataset.status === 'cancelled'")
+    page.wait_for_function("() => document.getElementById('run-status').dataset.status === 'cancelled'")
     assert page.inner_text("#run-eta") == "—"
     assert page.is_visible("#resume-run") and not page.is_visible("#cancel-run")
     with page.expect_navigation():
@@ -470,12 +470,12 @@ def test_a_run_is_renamed_in_place(feed, run_page):
     page.click("#run-name-edit")
     page.fill("#run-name-input", "Liver, wide lattice")
     page.click("#run-name-save")
-    page.wait_for_function("document.getElementById('run-name').textContent === 'Liver, wide lattice'")
+    page.wait_for_function("() => document.getElementById('run-name').textContent === 'Liver, wide lattice'")
     assert feed.worker.submit(lambda: Run.objects.get(pk=feed.run.pk).name).result() == "Liver, wide lattice"
     page.click("#run-name-edit")
     page.fill("#run-name-input", "x" * 200 + "y")  # maxlength keeps it at 200
     page.click("#run-name-save")
-    page.wait_for_function("document.getElementById('run-name').textContent.length === 200")
+    page.wait_for_function("() => document.getElementById('run-name').textContent.length === 200")
 
 
 def test_chart_axes_are_sane_for_one_and_two_points(feed, run_page):
@@ -483,13 +483,13 @@ def test_chart_axes_are_sane_for_one_and_two_points(feed, run_page):
     feed.emit("run_started", phase="search", total_steps=10, device="cpu")
     feed.emit("step", step=1, total_steps=10, phase="search", losses={"seg": 0.8}, lrs={"weights": 0.025})
     page = run_page(feed)
-    page.wait_for_function("Number(document.getElementById('chart-lrs')?.dataset.points) === 1 && "
+    page.wait_for_function("() => Number(document.getElementById('chart-lrs')?.dataset.points) === 1 && "
                            "document.getElementById('chart-lrs').dataset.xMax !== undefined")
     one = page.evaluate("({...document.getElementById('chart-lrs').dataset})")
     assert (float(one["xMin"]), float(one["xMax"])) == (0.0, 2.0), one
     assert 0.02 <= float(one["yMin"]) < 0.025 < float(one["yMax"]) <= 0.03, one
     feed.emit("step", step=2, total_steps=10, phase="search", losses={"seg": 0.6}, lrs={"weights": 0.025})
-    page.wait_for_function("Number(document.getElementById('chart-lrs').dataset.points) === 2 && "
+    page.wait_for_function("() => Number(document.getElementById('chart-lrs').dataset.points) === 2 && "
                            "document.getElementById('chart-lrs').dataset.xMin === '1'")
     two = page.evaluate("({...document.getElementById('chart-lrs').dataset})")
     assert (float(two["xMin"]), float(two["xMax"])) == (1.0, 2.0), two

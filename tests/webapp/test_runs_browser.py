@@ -49,22 +49,22 @@ def test_launch_form_estimate_and_live_dashboard(chromium, make_user, make_proje
             layers.wait_for()
             assert layers.get_attribute("min") == "1" and layers.get_attribute("max") == "24"
             page.select_option("#launch-preset", "tiny")
-            page.wait_for_function("document.querySelector('#cfg-num_layers').value === '3'")
+            page.wait_for_function("() => document.querySelector('#cfg-num_layers').value === '3'")
             for name, value in {"search_steps": "8", "warmup_steps": "1", "weight_only_steps": "1",
                                 "snapshot_every": "2", "validate_every": "4", "checkpoint_every": "4"}.items():
                 page.fill(f"#cfg-{name}", value)
             page.fill("#cfg-lr_milestones", "")
             # A budget that cannot hold it: the numbers are shown and the form refuses.
             page.fill("#launch-budget", "0.001")
-            page.wait_for_function("document.querySelector('#estimate-text').dataset.fits === 'false'")
+            page.wait_for_function("() => document.querySelector('#estimate-text').dataset.fits === 'false'")
             assert "budget 1 MB: does not fit" in page.inner_text("#estimate-text") and page.is_disabled("#launch-submit")
             page.fill("#launch-budget", "8")
-            page.wait_for_function("document.querySelector('#estimate-text').dataset.fits === 'true'")
+            page.wait_for_function("() => document.querySelector('#estimate-text').dataset.fits === 'true'")
             # A value out of range is refused by the engine with the field named.
             page.fill("#cfg-num_layers", "99")
             page.wait_for_selector("[data-field=num_layers].invalid")
             page.fill("#cfg-num_layers", "3")
-            page.wait_for_function("document.querySelector('#estimate-text').dataset.fits === 'true'")
+            page.wait_for_function("() => document.querySelector('#estimate-text').dataset.fits === 'true'")
             page.screenshot(path=str(tmp_path / "launch.png"), full_page=True)
             page.click("#launch-submit")
             page.wait_for_url("**/runs/*/")
@@ -73,14 +73,14 @@ def test_launch_form_estimate_and_live_dashboard(chromium, make_user, make_proje
             # Live: curve points and the graph arrive, the graph changes, the run succeeds.
             steps_seen = set()
             page.wait_for_selector("#arch-graph svg path.edge", state="attached")
-            page.wait_for_function("Number(document.getElementById('chart-losses')?.dataset.points) > 0")
+            page.wait_for_function("() => Number(document.getElementById('chart-losses')?.dataset.points) > 0")
             page.wait_for_selector("#run-status[data-status=succeeded]")
             steps_seen.add(page.get_attribute("#arch-graph", "data-step"))
             assert page.get_attribute("#arch-graph", "data-step") in ("final", "8")
             assert int(page.get_attribute("#arch-graph", "data-edges")) > 0
             assert Number_points(page, "#chart-dice") > 0 and Number_points(page, "#chart-lrs") > 0
             events = Run.objects.get().events.count()
-            page.wait_for_function(f"document.body.dataset.lastSeq === '{events}'")
+            page.wait_for_function(f"() => document.body.dataset.lastSeq === '{events}'")
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
             # The final architecture page draws the decoded genotype.
             page.goto(f"{base}/runs/{run.pk}/architecture/")

@@ -89,7 +89,7 @@ def test_the_launch_form_suits_the_connected_workers_and_gives_a_duration(
             page = context.new_page()
             page.set_default_timeout(60_000)
             page.goto(f"{base}/datasets/{lab['dataset'].pk}/search/")
-            page.wait_for_function("document.querySelector('#estimate-duration').textContent.includes('worker')")
+            page.wait_for_function("() => document.querySelector('#estimate-duration').textContent.includes('worker')")
             assert page.input_value("#launch-method") == "dints"
             assert page.input_value("#launch-preset") == expected
             text = page.inner_text("#estimate-duration")
