@@ -11,7 +11,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = ("list_methods", "make_demo_data", "estimate", "search", "retrain", "predict",
-        "retrain_schema", "make_retrain_config", "checkpoint_exists", "prepare_data")
+        "retrain_schema", "make_retrain_config", "checkpoint_exists", "prepare_data",
+        "control_architecture", "evaluate", "decide_postprocessing", "make_ensemble")
 
 __all__ = [*_API, "__version__"]
 

@@ -73,6 +73,10 @@ def waiting_jobs(*, grace: timedelta | None = None) -> list[Waiting]:
     stale_import = Dataset.objects.filter(status=Dataset.Status.IMPORTING, status_changed_at__lte=now - STALE_IMPORT)
     for dataset_id in (uploaded | stale_import).values_list("pk", flat=True):
         jobs.append(Waiting(import_dataset.name, dataset_id))
+    # Evaluations and complete fold sets whose ensemble was never assembled (webapp.evaluations).
+    from webapp.evaluations.services import waiting_jobs as evaluation_jobs
+
+    jobs += [Waiting(name, pk) for name, pk in evaluation_jobs(before)]
     return jobs
 
 
