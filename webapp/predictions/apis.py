@@ -75,7 +75,7 @@ class PredictionOutput(serializers.ModelSerializer):
                 for m in obj.attention_maps or []]
 
     def get_colours(self, obj) -> list[dict]:
-        return legend(obj.model.label_names)
+        return legend(obj.model.label_names, obj.model.label_colours)
 
     def get_url(self, obj) -> str:
         return reverse("predictions:detail", kwargs={"pk": obj.pk})

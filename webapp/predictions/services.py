@@ -205,7 +205,7 @@ def _queue(prediction_id: int) -> None:
     from .tasks import run_prediction
 
     enqueue_on_commit(run_prediction, prediction_id, on_error=lambda: _fail(
-        prediction_id, "The prediction could not be queued because the task queue (Redis) is not reachable. Try again later."))
+        prediction_id, "The prediction could not be queued (the job could not be sent to the task queue). Try again later."))
 
 
 def _fail(prediction_id: int, error: str) -> Prediction | None:
