@@ -220,6 +220,16 @@ class SearchState(LoopState):
         self.a_scaler = make_scaler(self.device, self.amp)
         self.loss_fn = loss_fn if loss_fn is not None else DiceCELoss()
 
+    #: architecture-weight entropy before the first step (kept in the checkpoint, so a
+    #: resumed run still reports where its search started)
+    initial_entropy: dict[str, float] | None = None
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"initial_entropy": self.initial_entropy}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
+        self.initial_entropy = state.get("initial_entropy")
+
     def components(self) -> dict[str, Any]:
         return {"network": self.network, "weight_optimiser": self.w_opt,
                 "arch_optimiser": self.a_opt, "weight_scaler": self.w_scaler,
@@ -336,7 +346,8 @@ def run_bilevel_search(network: nn.Module, *, train1: Iterator[dict[str, torch.T
             and run.resumed_from is None:
         run.emit(ARCHITECTURE, step=0, genotype=compact_genotype(network.snapshot()),
                  **_entropy_field(network))
-    initial_entropy = arch_entropy(network) if run.resumed_from is None else None
+    if run.resumed_from is None:
+        run.initial_entropy = arch_entropy(network)
 
     while run.step < total:
         run.stop_if_cancelled(cancel)
@@ -370,7 +381,7 @@ def run_bilevel_search(network: nn.Module, *, train1: Iterator[dict[str, torch.T
     genotype = network.decode()
     final_entropy = arch_entropy(network)
     extra = {} if final_entropy is None else {
-        "arch_entropy": {"initial": initial_entropy, "final": final_entropy}}
+        "arch_entropy": {"initial": run.initial_entropy, "final": final_entropy}}
     run.end(finished=emit_finished, genotype=genotype, **extra)
     return genotype
 
