@@ -240,7 +240,7 @@ async function start() {
     methodSelect.addEventListener('change', () => { describe(); loadDefaults(false); });
   } else {
     const names = Object.keys(catalogue.retrain['x-presets'] || { paper: {} });
-    fillPresets(names, initial.preset || suitedPreset(names, names.includes('paper') ? 'paper' : names[0]));
+    fillPresets(names, initial.preset || suitedPreset(names, ['default', 'paper'].find((n) => names.includes(n)) || names[0]));
   }
   presetSelect.addEventListener('change', () => loadDefaults(false));
   [budgetInput, seedInput].forEach((el) => el.addEventListener('input', scheduleEstimate));
