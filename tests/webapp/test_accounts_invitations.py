@@ -111,3 +111,13 @@ def test_bad_invitations_get_clear_messages(client, lab):
     assert client.post(lab["url"], {"user": "alice", "role": "admin"}).status_code == 400
     client.force_login(lab["alice"])
     assert client.post(lab["url"], {"user": "alice"}).status_code == 404  # not a member
+
+
+def test_owner_withdraws_from_the_project_page(client, lab):
+    client.force_login(lab["owner"])
+    invitation = client.post(lab["url"], {"user": "alice"}).json()["invitation"]
+    page = client.post(f"/projects/{lab['project'].pk}/invitations/{invitation}/withdraw/", follow=True)
+    assert "The invitation was withdrawn." in page.content.decode()
+    assert Invitation.objects.get(pk=invitation).status == "cancelled"
+    again = client.post(f"/projects/{lab['project'].pk}/invitations/{invitation}/withdraw/", follow=True)
+    assert "already cancelled" in again.content.decode()

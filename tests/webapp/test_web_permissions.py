@@ -38,6 +38,7 @@ ROUTES = [
     ("projects:invitations", "get", "/projects/invitations/", "page", "user"),
     ("projects:invitation-accept", "post", "/projects/invitations/{invitation}/accept/", "page", "user"),
     ("projects:invitation-decline", "post", "/projects/invitations/{invitation}/decline/", "page", "user"),
+    ("projects:invitation-withdraw", "post", "/projects/{project}/invitations/{invitation}/withdraw/", "page", "owner"),
     ("datasets:list", "get", "/datasets/", "page", "user"),
     ("datasets:upload", "get", "/projects/{project}/datasets/upload/", "page", "write"),
     ("datasets:upload", "post", "/projects/{project}/datasets/upload/", "page", "write"),

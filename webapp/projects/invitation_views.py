@@ -12,7 +12,7 @@ from . import selectors, services
 from .access import require_owner
 from .apis import invite_sent_message
 from .forms import InviteForm
-from .invitation_selectors import invitation_get_mine, invitation_list_mine
+from .invitation_selectors import invitation_get_for_owner, invitation_get_mine, invitation_list_mine
 
 
 @login_required
@@ -66,3 +66,17 @@ def invitation_decline(request, invitation_pk):
     else:
         messages.success(request, f"You declined the invitation to “{invitation.project.name}”.")
     return redirect("projects:invitations")
+
+
+@login_required
+@require_POST
+def invitation_withdraw(request, pk, invitation_pk):
+    """Owners withdraw a pending invitation from the project page."""
+    invitation = invitation_get_for_owner(user=request.user, project_pk=pk, pk=invitation_pk)
+    try:
+        services.invitation_cancel(invitation=invitation, actor=request.user)
+    except ValidationError as error:
+        add_validation_errors(request, None, error)
+    else:
+        messages.success(request, "The invitation was withdrawn.")
+    return redirect("projects:detail", pk=pk)

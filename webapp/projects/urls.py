@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:pk>/delete/", views.project_delete, name="delete"),
     # Invitations (issue 14, F9): the invite form records an invitation, it adds no one.
     path("<int:pk>/members/", invitation_views.member_invite, name="member-invite"),
+    path("<int:pk>/invitations/<int:invitation_pk>/withdraw/", invitation_views.invitation_withdraw, name="invitation-withdraw"),
     path("<int:pk>/members/<int:membership_pk>/role/", views.member_role, name="member-role"),
     path("<int:pk>/members/<int:membership_pk>/remove/", views.member_remove, name="member-remove"),
 ]
