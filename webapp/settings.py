@@ -296,19 +296,14 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # Content-Security-Policy (issue 14, item 7). Scripts: this site's files only, no inline code
 # and no eval ('wasm-unsafe-eval' lets NiiVue compile its WebAssembly decoders, nothing else).
-# The two hashes allow exactly the confirm() onsubmit handlers of the model and prediction pages
-# ('unsafe-hashes'), until those move into a script. Styles keep 'unsafe-inline': pages colour
-# label swatches with style attributes and the architecture graph sets them from JS; CSS cannot
+# Confirmations are data-confirm attributes handled by js/confirm.js (no inline handlers).
+# Styles keep 'unsafe-inline': pages colour label swatches with style attributes and the architecture graph sets them from JS; CSS cannot
 # run code, and stylesheets still come from this site only. Images, fetches and workers also
 # allow blob:/data: (NiiVue and Uppy build previews and volumes in memory).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
-        "script-src": [
-            "'self'", "'wasm-unsafe-eval'", "'unsafe-hashes'",
-            "'sha256-OW8f/eonlyvHxWQxCh867lEQfxsKWOY/lWwLMVj9weU='",  # return confirm('Unregister this model?')
-            "'sha256-eGDyYx9xqh4+YEgSCw9fObkaLm88mmi9OkN4AEwKfJA='",  # return confirm('Delete this prediction and its files?')
-        ],
+        "script-src": ["'self'", "'wasm-unsafe-eval'"],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:", "blob:"],
         "font-src": ["'self'", "data:"],

@@ -3,7 +3,7 @@
 Headless chromium (Playwright) against the real ASGI server: the projects, project, dataset, run,
 architecture, model, launch, upload (Uppy), API docs, invitations and prediction viewer (NiiVue)
 pages load with no ``securitypolicyviolation`` event and no CSP console error, the viewer's canvas
-renders the volume, and the confirm() handlers allowed by hash still ask before deleting.
+renders the volume, and the data-confirm forms (js/confirm.js) still ask before deleting.
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
             if found:
                 problems[f"/predictions/{prediction.pk}/ (after rendering)"] = found
 
-            # The delete buttons' confirm() handlers run (allowed by hash); dismissing keeps the model.
+            # The delete buttons' data-confirm question runs (js/confirm.js); dismissing keeps the model.
             dialogs: list[str] = []
             page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
             page.goto(f"{base}/models/{model.pk}/")

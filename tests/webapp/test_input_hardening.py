@@ -174,8 +174,6 @@ def test_json_nested_100000_deep_is_a_400_on_json_endpoints(client, make_user, m
         assert "nested deeper than 64 levels" in response.json()["detail"], url
 
 
-@pytest.mark.xfail(strict=True, reason="webapp/accounts/apis.py (not this helper's): TokenApi keeps "
-                   "ObtainAuthToken's own parser_classes with DRF's plain JSONParser; see the report")
 def test_json_nested_100000_deep_on_the_token_endpoint(client):
     response = client.post("/api/auth/token/", data=DEEP, content_type="application/json")
     assert response.status_code == 400

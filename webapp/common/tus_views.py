@@ -153,6 +153,7 @@ def dataset_from_uploads(request, project_pk: int):
     from django.http import Http404
 
     from webapp.datasets import services
+    from webapp.projects.access import require_write
     from webapp.projects.selectors import project_get
 
     if not request.user.is_authenticated:
@@ -161,6 +162,10 @@ def dataset_from_uploads(request, project_pk: int):
         project = project_get(user=request.user, pk=project_pk)
     except Http404:
         return JsonResponse({"detail": "No such project."}, status=404)
+    try:  # viewers are refused before their body is read
+        require_write(request.user, project)
+    except PermissionDenied as denied:
+        return JsonResponse({"detail": str(denied)}, status=403)
     try:
         data = json.loads(request.body or b"{}")
         if not isinstance(data, dict):

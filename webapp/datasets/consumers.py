@@ -7,13 +7,15 @@ its project) is closed with code 4403.
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from webapp.common.sockets import MemberSocketMixin, join_user_group
+
 from .events import group_name, status_payload
 from .selectors import dataset_get_or_none
 
 CLOSE_FORBIDDEN = 4403
 
 
-class DatasetStatusConsumer(AsyncJsonWebsocketConsumer):
+class DatasetStatusConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         dataset_id = self.scope["url_route"]["kwargs"]["dataset_id"]
@@ -27,6 +29,7 @@ class DatasetStatusConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = group_name(dataset.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await join_user_group(self, project_id=dataset.project_id)  # closed at once if removed (issue 14, F10)
         await self.accept()
         await self.send_json({"type": "status", "dataset": status_payload(dataset)})
 

@@ -10,6 +10,7 @@ from webapp.common.views import add_validation_errors
 from . import selectors, services
 from .access import require_owner, require_write
 from .forms import InviteForm, ProjectForm, RoleForm
+from .invitation_selectors import invitation_list_pending
 from .models import WRITE_ROLES, Membership
 
 
@@ -49,6 +50,9 @@ def project_detail(request, pk):
             "is_owner": project.user_role == Membership.Role.OWNER,
             **selectors.project_contents(user=request.user, project=project),
             "members": selectors.member_list(project=project),
+            # Owners see pending invitations, masked: never the invitee's account (issue 14, F9).
+            "invitations": invitation_list_pending(project=project)
+            if project.user_role == Membership.Role.OWNER else [],
             "invite_form": InviteForm(),
             "roles": Membership.Role.choices,
         },
@@ -88,26 +92,6 @@ def _rename(request, project) -> None:
         return
     shown = thing.display_name if kind == "prediction" else thing.name
     messages.success(request, f"The {kind} is now called “{shown}”.")
-
-
-@login_required
-@require_POST
-def member_invite(request, pk):
-    project = selectors.project_get(user=request.user, pk=pk)
-    require_owner(request.user, project)
-    form = InviteForm(request.POST)
-    if form.is_valid():
-        try:
-            membership = services.member_invite(
-                project=project, actor=request.user, identifier=form.cleaned_data["user"], role=form.cleaned_data["role"]
-            )
-        except ValidationError as error:
-            add_validation_errors(request, None, error)
-        else:
-            messages.success(request, f"{membership.user.username} was added to the project as {membership.role}.")
-    else:
-        messages.error(request, "Give a username or email and a role.")
-    return redirect("projects:detail", pk=project.pk)
 
 
 @login_required
