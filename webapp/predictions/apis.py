@@ -65,7 +65,7 @@ class PredictionOutput(serializers.ModelSerializer):
         fields = [
             "id", "project", "model", "source_case", "input_name", "status", "progress", "error",
             "shape", "spacing", "n_channels", "voxel_volume_ml", "volumes", "colours", "attempts",
-            "attention_request", "attention_maps",
+            "attention_request", "attention_maps", "overlap", "mirror", "postprocess", "use_ensemble",
             "created_at", "started_at", "finished_at", "duration_seconds",
             "url", "api_url", "result_url", "input_url",
         ]
@@ -97,6 +97,15 @@ class InferInput(serializers.Serializer):
                                   help_text="Ids of cases of ready datasets in the model's project.")
     attention = serializers.ListField(child=serializers.CharField(), required=False,
                                       help_text="Transformer ops (site ids) whose attention maps to store; none: all.")
+    overlap = serializers.FloatField(required=False, default=0.5,
+                                     help_text="Share of each Gaussian sliding window overlapping the next, 0 to below 1.")
+    mirror = serializers.BooleanField(required=False, default=False,
+                                      help_text="Mirroring test-time augmentation (8 flipped copies averaged): about 8x slower.")
+    postprocess = serializers.ChoiceField(choices=["auto", "none", "lcc"], required=False, default="auto",
+                                          help_text="Largest-connected-component clean-up: auto (as decided on the "
+                                                    "model's validation cases), none, or lcc (every class).")
+    use_ensemble = serializers.BooleanField(required=False, default=False,
+                                            help_text="Predict with the model's finished k-fold ensemble.")
 
 
 class InferOutput(serializers.Serializer):
@@ -114,6 +123,17 @@ def _values(data, key: str) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
+def _options(data) -> dict:
+    """The inference settings sent (the last value of each; absent: the default), checked by
+    ``services.prediction_options`` so that the page and the API give the same messages."""
+    options = {}
+    for key in ("overlap", "mirror", "postprocess", "use_ensemble"):
+        values = _values(data, key)
+        if values:
+            options[key] = values[-1]
+    return options
+
+
 @extend_schema(tags=["predictions"])
 class ModelInferApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
@@ -127,7 +147,8 @@ class ModelInferApi(APIView):
             raise PayloadTooLarge()
         cases = [selectors.case_get_for_model(model=model, pk=c) for c in _values(request.data, "cases")]
         created = services.prediction_create(model=model, actor=request.user, files=files, cases=cases,
-                                             attention=_values(request.data, "attention"))
+                                             attention=_values(request.data, "attention"),
+                                             options=_options(request.data))
         return Response({"predictions": PredictionOutput(created, many=True).data}, status=status.HTTP_202_ACCEPTED)
 
 

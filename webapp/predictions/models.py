@@ -71,6 +71,22 @@ class Prediction(Job):
     status = status_field(Status.choices)
     progress = models.CharField(max_length=300, blank=True)
 
+    # -- inference settings, passed by the worker to ``nasengine.api.predict`` -------------------
+    class Postprocess(models.TextChoices):
+        AUTO = "auto", "Decided on the validation cases"
+        NONE = "none", "None"
+        LCC = "lcc", "Largest connected component of every class"
+
+    #: Share of each Gaussian sliding window that overlaps the next, 0 <= overlap < 1.
+    overlap = models.FloatField(default=0.5)
+    #: Mirroring test-time augmentation (the volume and its 7 flipped copies, averaged).
+    mirror = models.BooleanField(default=False)
+    #: Largest-connected-component post-processing: the model's decision, never, or always.
+    postprocess = models.CharField(max_length=8, choices=Postprocess.choices, default=Postprocess.AUTO)
+    #: Segmented with the model's k-fold ensemble (``model.fold_set.ensemble_path``) rather
+    #: than the model alone.
+    use_ensemble = models.BooleanField(default=False)
+
     class Meta(Job.Meta):
         pass
 
@@ -111,6 +127,21 @@ class Prediction(Job):
     @property
     def attention_dir(self) -> Path:
         return self.root / self.ATTENTION_DIR
+
+    @property
+    def settings_text(self) -> list[str]:
+        """The inference settings in plain words, one phrase each (the prediction page)."""
+        overlap = f"sliding windows overlapping by {self.overlap:.0%}"
+        mirror = ("mirroring test-time augmentation (8 flipped copies averaged)" if self.mirror
+                  else "no mirroring test-time augmentation")
+        postprocess = {
+            self.Postprocess.AUTO: "largest-component clean-up as decided on the model's validation cases",
+            self.Postprocess.NONE: "no largest-component clean-up",
+            self.Postprocess.LCC: "only the largest connected component of every class kept",
+        }.get(self.postprocess, self.postprocess)
+        source = ("the model's k-fold ensemble (its fold models' outputs averaged)" if self.use_ensemble
+                  else "the model alone")
+        return [source, overlap, mirror, postprocess]
 
     @property
     def total_ml(self) -> float:

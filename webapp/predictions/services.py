@@ -84,6 +84,71 @@ def _attention_request(model, attention) -> list[str]:
     return sorted(set(wanted), key=wanted.index)
 
 
+#: Words a form or an API client may send for a yes/no setting.
+_TRUE_WORDS = {"true", "1", "on", "yes"}
+_FALSE_WORDS = {"false", "0", "off", "no", ""}
+
+
+def _overlap_value(value) -> float:
+    """The sliding-window overlap, 0 <= overlap < 1; 0.5 when not given (nnU-Net's default)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0.5
+    try:
+        overlap = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError({"overlap": f"The overlap must be a number from 0 to below 1 (e.g. 0.5), not {str(value)[:40]!r}."})
+    # Choice: 1 (or more) would never move the window; NaN compares false both ways.
+    if not (0.0 <= overlap < 1.0):
+        raise ValidationError({"overlap": f"The overlap must be from 0 to below 1 (e.g. 0.5); {str(value)[:40]} is outside."})
+    return overlap
+
+
+def _flag_value(value, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = "" if value is None else str(value).strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ValidationError({field: f"{field.replace('_', ' ').capitalize()} must be true or false, not {str(value)[:40]!r}."})
+
+
+def _postprocess_value(value) -> str:
+    word = "auto" if value is None or not str(value).strip() else str(value).strip().lower()
+    known = Prediction.Postprocess.values
+    if word not in known:
+        raise ValidationError({"postprocess": f"Post-processing must be one of {', '.join(known)} (auto: as decided on the model's validation cases), not {str(value)[:40]!r}."})
+    return word
+
+
+def model_ensemble(model):
+    """The model's finished k-fold ensemble (a succeeded ``FoldSet`` whose ensemble folder
+    exists), else None."""
+    try:
+        fold_set = model.fold_set
+    except Exception:  # noqa: BLE001 - RelatedObjectDoesNotExist: the model has no fold set
+        return None
+    path = fold_set.ensemble_path
+    if fold_set.status != "succeeded" or path is None or not (path / "ensemble.json").is_file():
+        return None
+    return fold_set
+
+
+def prediction_options(model, *, overlap=None, mirror=None, postprocess=None, use_ensemble=None) -> dict:
+    """The inference settings of a prediction, checked: ``overlap`` (0 to below 1, default
+    0.5), ``mirror`` (mirroring test-time augmentation, default off), ``postprocess``
+    (``auto``/``none``/``lcc``, default ``auto``) and ``use_ensemble`` (the model's finished
+    k-fold ensemble; default off). Values may be the strings a form sends.
+    Raises ValidationError naming the setting."""
+    options = {"overlap": _overlap_value(overlap), "mirror": _flag_value(mirror, "mirror"),
+               "postprocess": _postprocess_value(postprocess),
+               "use_ensemble": _flag_value(use_ensemble, "use_ensemble")}
+    if options["use_ensemble"] and model_ensemble(model) is None:
+        raise ValidationError({"use_ensemble": "The model has no finished k-fold ensemble to predict with; train its folds first."})
+    return options
+
+
 def _display_name(name: str) -> str:
     base = Path((name or "").replace("\\", "/")).name
     return base[:255] or "volume"
@@ -131,13 +196,15 @@ def _raw_path(uploaded) -> Path | None:
     return Path(uploaded.temporary_file_path()) if hasattr(uploaded, "temporary_file_path") else None
 
 
-def prediction_create(*, model, actor, files=(), cases=(), attention=()) -> list[Prediction]:
+def prediction_create(*, model, actor, files=(), cases=(), attention=(), options=None) -> list[Prediction]:
     """Create one queued prediction per uploaded NIfTI file and per dataset case; all or nothing.
 
     ``files``: uploaded files (streamed to temporary files by the upload handler).
     ``cases``: ``datasets.Case`` objects of ready datasets in the model's project.
     ``attention``: site ids of the model's transformer ops whose attention maps to store
     (empty: every one; ignored by models without them).
+    ``options``: the inference settings (see :func:`prediction_options`; unchecked values are
+    checked here), shared by every prediction of the batch.
     Raises ValidationError (naming the file) when any input is unusable; nothing is stored then.
     """
     require_write(actor, model.project)
@@ -149,6 +216,7 @@ def prediction_create(*, model, actor, files=(), cases=(), attention=()) -> list
         raise ValidationError({"files": f"At most {MAX_BATCH} volumes at once."})
     n_channels = model_in_channels(model)
     attention_request = _attention_request(model, attention)
+    settings_ = prediction_options(model, **(options or {}))
     for case in cases:
         if case.dataset.project_id != model.project_id or case.dataset.status != "ready":
             raise ValidationError({"cases": "Pick cases of a ready dataset in this model's project."})
@@ -192,6 +260,8 @@ def prediction_create(*, model, actor, files=(), cases=(), attention=()) -> list
         with transaction.atomic():
             for prediction in created:
                 prediction.attention_request = attention_request
+                for field, value in settings_.items():
+                    setattr(prediction, field, value)
                 prediction.save()
                 _queue(prediction.pk)
     except BaseException:
@@ -268,7 +338,9 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
     try:
         progress("checking the volume")
         check_image(prediction.input_file, n_channels=model_in_channels(model), max_voxels=_max_voxels())
-        api.predict(model.bundle_path, prediction.input_file, partial, progress=progress)
+        api.predict(_predictor_path(prediction, model), prediction.input_file, partial,
+                    overlap=prediction.overlap, mirror=prediction.mirror,
+                    postprocess=prediction.postprocess, progress=progress)
         partial.replace(target)
         voxel_ml, rows = class_volumes(target, prediction.input_file, model.label_names)
         attention_maps = _write_attention(prediction, model, attention_partial, progress)
@@ -296,6 +368,17 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
         prediction.save(update_fields=["output_path", "voxel_volume_ml", "volumes", "attention_maps", "progress"])
         prediction.transition(Status.SUCCEEDED)
     return prediction
+
+
+def _predictor_path(prediction: Prediction, model) -> Path:
+    """The folder ``api.predict`` reads: the model's bundle, or its k-fold ensemble folder when
+    the prediction asked for it (a DataError when that ensemble has gone since)."""
+    if not prediction.use_ensemble:
+        return model.bundle_path
+    fold_set = model_ensemble(model)
+    if fold_set is None:
+        raise DataError(prediction.input_file, "the model's k-fold ensemble is no longer there; predict again with the model alone")
+    return fold_set.ensemble_path
 
 
 def _write_attention(prediction: Prediction, model, partial: Path, progress) -> list[dict]:

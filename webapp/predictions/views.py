@@ -17,6 +17,7 @@ from webapp.projects.access import require_write, role_of
 from webapp.projects.models import WRITE_ROLES
 
 from . import compatibility, selectors, services
+from .models import Prediction
 
 VIEWER_MODULE = "vendor/niivue/niivue.js"
 
@@ -90,9 +91,15 @@ def prediction_create(request, model_pk):
         "model": model, "project": model.project, "legend": legend(model.label_names, model.label_colours),
         "in_channels": in_channels, "case_groups": _case_choices(model, in_channels),
         "max_upload_bytes": max_upload_bytes(), "recent": selectors.prediction_list(user=request.user, model=model)[:20],
-        "errors": [], "attention_sites": [{**s, "label": attention_label(s)} for s in services.model_attention_sites(model)],
+        "errors": [], "ensemble": services.model_ensemble(model),
+        "options": {"overlap": "0.5", "mirror": False, "postprocess": "auto", "use_ensemble": False},
+        "postprocess_choices": Prediction.Postprocess.choices, "attention_sites": [{**s, "label": attention_label(s)} for s in services.model_attention_sites(model)],
     }
     if request.method == "POST":
+        context["options"] = {"overlap": request.POST.get("overlap", "0.5")[:40],
+                              "mirror": bool(request.POST.get("mirror")),
+                              "postprocess": request.POST.get("postprocess", "auto"),
+                              "use_ensemble": bool(request.POST.get("use_ensemble"))}
         if upload_too_large(request):
             context["errors"] = ["The upload is larger than the limit."]
             return render(request, "predictions/create.html", context, status=413)
@@ -100,7 +107,8 @@ def prediction_create(request, model_pk):
             cases = [selectors.case_get_for_model(model=model, pk=pk) for pk in request.POST.getlist("cases")]
             created = services.prediction_create(model=model, actor=request.user,
                                                  files=request.FILES.getlist("files"), cases=cases,
-                                                 attention=request.POST.getlist("attention"))
+                                                 attention=request.POST.getlist("attention"),
+                                                 options=_form_options(request.POST))
         except ValidationError as error:
             context["errors"] = error.messages
             return render(request, "predictions/create.html", context, status=400)
@@ -109,6 +117,12 @@ def prediction_create(request, model_pk):
             return redirect("predictions:detail", pk=created[0].pk)
         return redirect("predictions:create", model_pk=model.pk)
     return render(request, "predictions/create.html", context)
+
+
+def _form_options(post) -> dict:
+    """The inference settings of the form; an unticked checkbox sends nothing (= off)."""
+    return {"overlap": post.get("overlap"), "mirror": post.get("mirror", "false"),
+            "postprocess": post.get("postprocess"), "use_ensemble": post.get("use_ensemble", "false")}
 
 
 def attention_label(site: dict) -> str:
