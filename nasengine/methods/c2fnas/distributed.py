@@ -195,8 +195,7 @@ def advance(root: str | os.PathLike[str], submit, sinks: SinkFactory | None = No
                                 reporter=reporter, checkpoint_dir=folder.checkpoints,
                                 cancel=FileCancelToken(folder.cancel_path),
                                 device=torch.device("cpu"))
-            coarse = CoarseStage(ctx, resume=True,
-                                 progress_end=0.6 if config.fine_stage else 1.0)
+            coarse = CoarseStage(ctx, resume=True)
             for spec in coarse.in_flight():
                 path = folder.result_path(spec.candidate_id)
                 if path.exists():
@@ -354,7 +353,7 @@ def _finish(folder: SearchFolder, sinks: SinkFactory | None) -> dict[str, Any]:
         ctx = SearchContext(data=_search_data(settings["data_dir"], config, device),
                             config=config, reporter=reporter, checkpoint_dir=folder.checkpoints,
                             cancel=FileCancelToken(folder.cancel_path), device=device)
-        coarse = CoarseStage(ctx, resume=True, progress_end=0.6 if config.fine_stage else 1.0)
+        coarse = CoarseStage(ctx, resume=True)
         if not coarse.done:
             raise RuntimeError("finish: the coarse stage has candidates left")
         genotype = validate(finish_search(ctx, coarse, resume=True))

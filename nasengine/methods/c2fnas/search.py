@@ -14,7 +14,14 @@ Events: the trainer's ``run_started`` / ``step`` / ``checkpoint`` per candidate 
 ``candidate``), a ``validation`` per candidate at ``val_stride``, and the method's own
 ``c2fnas.clusters``, ``c2fnas.candidate_submitted``, ``c2fnas.candidate_finished`` (with the
 clusters' counts: Fig. 4), ``c2fnas.fine_candidate``; an ``architecture`` per finished
-candidate and for the result, then ``finished``.
+candidate and for the result, then ``finished``. The fine search also emits a core ``step`` per
+scored colouring (stage ``fine-search``, phase ``fine_search``), and the search ends with one
+``step`` of stage ``final``, phase ``done``, ``progress`` 1.0 just before ``architecture`` /
+``finished``: progress bars and the run's phase follow core events only.
+
+Overall ``progress`` (0..1, never decreasing in a sequential run): the coarse stage up to
+``COARSE_SHARE`` (all of it without a fine stage), the supernet up to ``SUPERNET_END``, the fine
+search up to 1.0; with a scaling stage the last ``SCALING_SHARE`` is its (see ``progress_ends``).
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ from nasengine.events.types import (
     CHECKPOINT,
     FINISHED,
     RUN_STARTED,
+    STEP,
     VALIDATION,
 )
 from nasengine.executor import (
@@ -60,11 +68,38 @@ from .space import enumerate_codes
 from .supernet import SinglePathSupernet
 
 __all__ = ["SearchContext", "CandidateTrainer", "CoarseStage", "run_search",
-           "candidate_train_config", "overlap_for_stride", "COARSE_SHARE", "ScalingStage", "finish_search"]
+           "candidate_train_config", "overlap_for_stride", "COARSE_SHARE", "SUPERNET_END",
+           "SCALING_SHARE", "ProgressEnds", "progress_ends", "ScalingStage", "finish_search",
+           "FINE_SEARCH_STAGE", "FINAL_STAGE"]
 
 #: Share of the overall progress the coarse stage covers when a fine stage follows.
 COARSE_SHARE = 0.6
+#: Overall progress at the end of the supernet training (the fine search covers the rest).
 SUPERNET_END = 0.9
+#: Share of the overall progress of the optional scaling stage, at the end. Choice: a fixed
+#: small share, as its few candidates are short next to the coarse stage's budget.
+SCALING_SHARE = 0.05
+FINE_SEARCH_STAGE = "fine-search"
+#: Stage of the search's last ``step`` event (phase ``done``, progress 1.0).
+FINAL_STAGE = "final"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressEnds:
+    """Overall progress at the end of each stage of one search's config."""
+
+    coarse: float
+    supernet: float
+    fine_search: float
+    scaling: float = 1.0
+
+
+def progress_ends(config: C2FNASConfig) -> ProgressEnds:
+    """Where each stage ends on the overall 0..1 scale (absent stages take no share)."""
+    last = 1.0 - (SCALING_SHARE if config.scaling_multipliers else 0.0)
+    if not config.fine_stage:
+        return ProgressEnds(coarse=last, supernet=last, fine_search=last)
+    return ProgressEnds(coarse=COARSE_SHARE, supernet=SUPERNET_END, fine_search=last)
 
 
 def overlap_for_stride(stride: int, patch: Sequence[int]) -> float:
@@ -180,21 +215,21 @@ class CoarseStage:
     STAGE = "coarse"
     KIND = "c2fnas.coarse"
 
-    def __init__(self, ctx: SearchContext, resume: bool, progress_end: float = COARSE_SHARE):
+    def __init__(self, ctx: SearchContext, resume: bool, progress_end: float | None = None):
         self.ctx = ctx
         c = ctx.config
         self.codes = enumerate_codes(c.num_cells, c.depth)
         self.strategy = TopologyEvolution(self.codes, EvolutionSettings(
             clusters=c.clusters, init_per_cluster=c.init_per_cluster, budget=c.candidates,
             explore=c.explore, seed=c.seed))
-        self.progress_end = progress_end
+        self.progress_end = progress_ends(c).coarse if progress_end is None else progress_end
         self.results: dict[str, dict[str, Any]] = {}
         self.orders: dict[int, int] = {}  # in-flight index -> submission order
         state = ctx.load(self.STAGE) if resume else None
         if state is not None:
             self.load_state(state)
         else:
-            ctx.reporter.emit(RUN_STARTED, stage=self.STAGE, phase="coarse",
+            ctx.reporter.emit(RUN_STARTED, stage=self.STAGE, phase="coarse", progress=0.0,
                               total_steps=c.candidates, candidates=c.candidates,
                               config=config_to_dict(c))
             sizes = [len(m) for m in self.strategy.members]
@@ -324,18 +359,24 @@ def fine_stage(ctx: SearchContext, code: Sequence[int]) -> tuple[list[str], floa
     seed_everything(c.seed + 1)
     supernet = SinglePathSupernet(code, in_channels=data.in_channels,
                                   out_channels=data.out_channels, base_channels=c.base_channels)
+    ends = progress_ends(c)
     train_config = build_config(RetrainConfig, candidate_train_config(c, c.supernet_step_factor))
     train_from_scratch(supernet, _TrainingData(ctx.loader(), []), train_config, ctx.reporter,
                        ctx.checkpoint_dir, stage="supernet", cancel=ctx.cancel, resume=True,
                        device=ctx.device, roi_size=ctx.patch,
-                       progress_span=(COARSE_SHARE, SUPERNET_END))
+                       progress_span=(ends.coarse, ends.supernet))
     supernet.eval()
     paths = _fine_paths(len(code), c.fine_candidates, c.seed)
-    stage = "fine-search"
+    stage = FINE_SEARCH_STAGE
     state = ctx.load(stage)
     scores: list[float | None] = [] if state is None else list(state["scores"])
+
+    def fine_progress(done: int) -> float:
+        return ends.supernet + (ends.fine_search - ends.supernet) * done / len(paths)
+
     if state is None:
-        ctx.reporter.emit(RUN_STARTED, stage=stage, phase="fine_search", total_steps=len(paths))
+        ctx.reporter.emit(RUN_STARTED, stage=stage, phase="fine_search", total_steps=len(paths),
+                          progress=fine_progress(0), device=str(ctx.device))
     trainer = CandidateTrainer(ctx)
     while len(scores) < len(paths):
         if ctx.cancel.is_cancelled():
@@ -346,11 +387,19 @@ def fine_stage(ctx: SearchContext, code: Sequence[int]) -> tuple[list[str], floa
             raise Cancelled(len(scores), str(path))
         ops = paths[len(scores)]
         supernet.set_path(ops)
+        started = time.perf_counter()
         _, mean = trainer.validate(supernet, c.fine_val_stride)
         scores.append(mean)
+        progress = fine_progress(len(scores))
         ctx.reporter.emit("c2fnas.fine_candidate", stage=stage, step=len(scores),
                           total_steps=len(paths), ops=list(ops), mean_dice=mean,
-                          progress=SUPERNET_END + (1 - SUPERNET_END) * len(scores) / len(paths))
+                          progress=progress)
+        # the core step event of the same colouring: what progress bars and the run's phase
+        # follow (they know no method's own events); it trains nothing, so no losses or lrs
+        ctx.reporter.emit(STEP, stage=stage, step=len(scores), total_steps=len(paths),
+                          phase="fine_search", progress=progress, losses={}, lrs={},
+                          metrics={} if mean is None else {"mean_dice": mean},
+                          seconds=time.perf_counter() - started)
         ctx.save(stage, {"kind": "c2fnas.fine", "scores": scores})
     ranked = sorted(range(len(paths)), key=lambda i: (-(scores[i] if scores[i] is not None
                                                          else -1.0), i))
@@ -374,7 +423,10 @@ class ScalingStage:
         self.bases = [max(2, int(round(c.base_channels * m / 2)) * 2)
                       for m in c.scaling_multipliers]
         self.specs: list[CandidateSpec] = []
-        for m, base in zip(c.scaling_multipliers, self.bases):
+        ends = progress_ends(c)
+        start, share = ends.fine_search, ends.scaling - ends.fine_search
+        count = max(1, len(c.scaling_multipliers))
+        for order, (m, base) in enumerate(zip(c.scaling_multipliers, self.bases)):
             doc = topology_genotype(code, ops, in_channels=ctx.data.in_channels,
                                     out_channels=ctx.data.out_channels, base_channels=base,
                                     meta={"channel_multiplier": m})
@@ -382,7 +434,9 @@ class ScalingStage:
             self.specs.append(CandidateSpec(cid, doc, candidate_train_config(c),
                                             stage=f"scaling-{cid[:16]}",
                                             meta={"multiplier": m, "base_channels": base,
-                                                  "progress_span": [1.0, 1.0]}))
+                                                  "progress_span": [
+                                                      start + share * order / count,
+                                                      start + share * (order + 1) / count]}))
         state = ctx.load(self.STAGE) if resume else None
         self.results: dict[str, float | None] = dict(state["results"]) if state else {}
         self.submitted: list[str] = list(state["submitted"]) if state else []
@@ -450,7 +504,7 @@ def run_search(data: Any, config: C2FNASConfig, reporter: Any, checkpoint_dir: s
         executor = LocalExecutor(trainer)
     elif callable(executor) and not hasattr(executor, "submit"):
         executor = executor(trainer)
-    coarse = CoarseStage(ctx, resume, COARSE_SHARE if config.fine_stage else 1.0)
+    coarse = CoarseStage(ctx, resume)
     drive(coarse, executor)
     return finish_search(ctx, coarse, executor, resume)
 
@@ -479,6 +533,11 @@ def finish_search(ctx: SearchContext, coarse: CoarseStage,
               "candidates_evaluated": coarse.strategy.evaluated,
               "cluster_counts": coarse.strategy.cluster_counts(),
               "search_patch_size": list(config.patch_size)})
-    reporter.emit(ARCHITECTURE, stage="final", step=coarse.strategy.evaluated, genotype=genotype)
+    # the one event that says the search is done to whatever follows core events only (the
+    # run page's phase and bar): every stage has ended, so the overall progress is 1.0
+    reporter.emit(STEP, stage=FINAL_STAGE, step=1, total_steps=1, phase="done", progress=1.0,
+                  losses={}, lrs={}, metrics={})
+    reporter.emit(ARCHITECTURE, stage=FINAL_STAGE, step=coarse.strategy.evaluated,
+                  genotype=genotype)
     reporter.emit(FINISHED, genotype=genotype)
     return genotype

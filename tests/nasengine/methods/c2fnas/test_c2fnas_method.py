@@ -15,7 +15,14 @@ from nasengine.events.sinks import read_events
 from nasengine.genotype import validate
 from nasengine.methods import get_method
 from nasengine.methods.c2fnas import METHOD
-from nasengine.methods.c2fnas.search import overlap_for_stride
+from nasengine.methods.c2fnas.search import (
+    FINAL_STAGE,
+    FINE_SEARCH_STAGE,
+    SCALING_SHARE,
+    SUPERNET_END,
+    overlap_for_stride,
+    progress_ends,
+)
 from nasengine.methods.c2fnas.space import enumerate_codes
 
 
@@ -92,6 +99,51 @@ def test_tiny_search_trains_each_candidate_once_in_its_own_stage(searched):
     assert len(fine) == config.fine_candidates
     progress = [e["progress"] for e in events if "progress" in e]
     assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
+
+
+def test_fine_search_reports_progress_in_core_step_events(searched):
+    """The bar and the phase of a run page follow ``run_started`` / ``step`` events only: the
+    fine search must emit them (one step per scored colouring), and the search must end at
+    overall progress 1.0 with phase ``done``."""
+    _, _, events = searched
+    config = METHOD.make_config("tiny")
+    core = [e for e in events if e["type"] in ("run_started", "step")]
+    fine = [e for e in core if e["stage"] == FINE_SEARCH_STAGE]
+    assert fine[0]["type"] == "run_started" and fine[0]["phase"] == "fine_search"
+    assert fine[0]["progress"] == pytest.approx(SUPERNET_END)
+    steps = fine[1:]
+    assert [e["type"] for e in steps] == ["step"] * config.fine_candidates
+    assert [e["step"] for e in steps] == list(range(1, config.fine_candidates + 1))
+    assert {e["total_steps"] for e in steps} == {config.fine_candidates}
+    assert {e["phase"] for e in steps} == {"fine_search"}
+    fine_progress = [e["progress"] for e in steps]
+    assert fine_progress == sorted(set(fine_progress)) and fine_progress[0] > SUPERNET_END
+    assert fine_progress[-1] == pytest.approx(1.0)
+    scored = [e for e in events if e["type"] == "c2fnas.fine_candidate"]
+    assert [e["metrics"].get("mean_dice") for e in steps] == [e["mean_dice"] for e in scored]
+    # the whole search as the web app reads it: every core event places the bar (one without
+    # ``progress``, a candidate's ``run_started``, keeps it where it was), never back
+    overall: list[float] = []
+    for e in core:
+        overall.append(e.get("progress", overall[-1] if overall else 0.0))
+    assert core[0]["progress"] == 0.0 and overall == sorted(overall)
+    last = core[-1]
+    assert (last["type"], last["stage"], last["phase"]) == ("step", FINAL_STAGE, "done")
+    assert last["progress"] == 1.0 and last["step"] == last["total_steps"]
+    assert [e["type"] for e in events[-2:]] == ["architecture", "finished"]
+    assert events.index(last) == len(events) - 3
+
+
+def test_progress_shares_cover_only_the_stages_a_config_runs():
+    tiny = METHOD.make_config("tiny")
+    ends = progress_ends(tiny)
+    assert (ends.coarse, ends.supernet, ends.fine_search, ends.scaling) == \
+        pytest.approx((0.6, SUPERNET_END, 1.0, 1.0))
+    coarse_only = progress_ends(METHOD.make_config("tiny", {"fine_stage": False}))
+    assert coarse_only.coarse == coarse_only.fine_search == 1.0
+    scaled = progress_ends(METHOD.make_config("tiny", {"scaling_multipliers": [0.5, 1.0]}))
+    assert scaled.fine_search == pytest.approx(1.0 - SCALING_SHARE) and scaled.scaling == 1.0
+    assert scaled.supernet < scaled.fine_search
 
 
 def test_tiny_search_result_is_the_best_topology_coloured_by_the_fine_stage(searched):
