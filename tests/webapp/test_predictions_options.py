@@ -125,7 +125,7 @@ def test_settings_go_through_the_api_to_the_engine(celery_worker, make_user, mak
     assert "only the largest connected component of every class kept" in html
     html = page.get(f"/predictions/{plain['id']}/").content.decode()
     assert "sliding windows overlapping by 50%" in html and "no mirroring test-time augmentation" in html
-    assert "as decided on the model's validation cases" in html
+    assert "as decided on the model&#x27;s validation cases" in html
 
 
 def test_the_form_offers_the_settings_and_keeps_them(celery_worker, make_user, make_project, bundle, tmp_path, wait_for):
@@ -199,7 +199,7 @@ def test_a_finished_fold_ensemble_is_offered_and_used(celery_worker, make_user, 
     alone = _direct(model.bundle_path, source, tmp_path / "direct-alone.nii.gz")
     assert np.array_equal(got, with_ensemble)
     assert not np.array_equal(with_ensemble, alone), "the test's ensemble must differ from the model alone"
-    assert "the model's k-fold ensemble" in client.get(f"/predictions/{pk}/").content.decode()
+    assert "the model&#x27;s k-fold ensemble" in client.get(f"/predictions/{pk}/").content.decode()
 
     # Queued with the ensemble, which then goes: a failed prediction saying so, no 500. (A row
     # made without queueing, run here, so the worker cannot take it first.)
