@@ -213,3 +213,22 @@ def test_channel_scaling_stage_trains_each_multiplier_and_keeps_the_best(demo, t
     stem = next(n for n in genotype["nodes"] if n["id"] == "stem")
     assert stem["channels"] == best["base_channels"]
     assert genotype["meta"]["cell_ops"] == ["c2fnas_3d"] * 5  # no fine stage: the coarse colouring
+
+
+def test_fine_search_cancelled_and_resumed_reports_each_colouring_once(demo, searched, tmp_path):
+    _, reference, _ = searched
+    fine_state = tmp_path / api.CHECKPOINT_DIR / f"{FINE_SEARCH_STAGE}.pt"
+    # the first check after the first colouring is scored and saved: inside the fine search
+    with pytest.raises(Cancelled):
+        api.search("c2fnas", demo, tmp_path, preset="tiny", device="cpu",
+                   cancel=CallableCancelToken(fine_state.exists))
+    first = read_events(tmp_path / api.EVENTS_FILE)
+    assert first[-1]["type"] == "cancelled" and first[-1]["stage"] == FINE_SEARCH_STAGE
+    genotype = api.search("c2fnas", demo, tmp_path, preset="tiny", device="cpu", resume=True)
+    events = read_events(tmp_path / api.EVENTS_FILE)
+    assert genotype == reference
+    steps = [e for e in events if e["type"] == "step" and e["stage"] == FINE_SEARCH_STAGE]
+    assert [e["step"] for e in steps] == list(range(1, METHOD.make_config("tiny").fine_candidates + 1))
+    core = [e for e in events if e["type"] in ("run_started", "step") and "progress" in e]
+    overall = [e["progress"] for e in core]
+    assert overall == sorted(overall) and overall[-1] == 1.0 and core[-1]["phase"] == "done"
