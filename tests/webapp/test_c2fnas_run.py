@@ -78,6 +78,7 @@ def test_a_web_c2fnas_search_runs_on_the_candidate_executor_and_stores_every_eve
     progress = [p["progress"] for p in steps]
     assert progress == sorted(progress) and 0 < progress[-1] <= 1, progress
     assert done.progress["fraction"] == progress[-1] and done.best_mean_dice is not None
+    assert done.progress["fraction"] == 1.0 and done.progress["phase"] == "done", done.progress
 
 
 @pytest.mark.slow
