@@ -177,12 +177,19 @@ def test_a_cancelled_run_is_resumed_once_and_queued_again(client, setup):
     response = client.post(f"/api/runs/{run.pk}/resume/")
     assert response.status_code == 202, response.content
     run.refresh_from_db()
-    assert (run.status, run.cancel_requested, run.finished_at, run.attempts) == ("queued", False, None, 1)
+    assert (run.status, run.cancel_requested, run.finished_at, run.attempts) == ("queued", False, None, 2)
     assert setup["sent"] == [run.pk]
     again = client.post(f"/api/runs/{run.pk}/resume/")
     assert again.status_code == 400 and "cancelled" in again.content.decode()
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert 'id="resume-form"' in page
+    # a run that has used its attempts is not queued to fail: the answer says to clone it
+    from webapp.runs.runtime import MAX_ATTEMPTS
+
+    spent = make_run(setup["project"], setup["dataset"], status="cancelled")
+    Run.objects.filter(pk=spent.pk).update(attempts=MAX_ATTEMPTS)
+    refused = client.post(f"/api/runs/{spent.pk}/resume/")
+    assert refused.status_code == 400 and "clone" in refused.content.decode()
 
 
 # --- controls (issue 12's launch_controls, from the retrain form) -----------------------------

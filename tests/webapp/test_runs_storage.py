@@ -135,6 +135,16 @@ def test_a_later_attempt_without_a_checkpoint_restarts_and_drops_the_dead_attemp
     checkpoints = run.out_dir / "checkpoints"
     checkpoints.mkdir(parents=True)
     torch.save({"reporter_seq": 1}, checkpoints / "checkpoint.pt")
+    # a checkpoint no ownership record vouches for is not loaded (issue 13.7): moved aside
+    assert start_point(run) == StartPoint(resume=False, restart=True)
+    assert not (checkpoints / "checkpoint.pt").exists()
+    # one that an earlier attempt of this run recorded is resumed from
+    from webapp.runs.runtime import CheckpointOwnership
+
+    torch.save({"reporter_seq": 1}, checkpoints / "checkpoint.pt")
+    run.attempts = 1
+    CheckpointOwnership(run, "token")({"type": "checkpoint", "path": str(checkpoints / "checkpoint.pt"), "seq": 1})
+    run.attempts = 2
     assert start_point(run) == StartPoint(resume=True, restart=False)
     run.attempts = 1  # the same files on a first attempt are someone else's: removed
     assert start_point(run) == StartPoint(resume=False, restart=False) and not run.out_dir.exists()

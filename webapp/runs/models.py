@@ -96,11 +96,11 @@ class Run(Job):
         """Queue a cancelled run again so a worker resumes it from its checkpoint.
 
         ``cancelled`` stays final for everything else (delete, the claim guard, the list): this
-        is the one way out of it, taken only by ``services.run_resume``. ``attempts`` is set to
-        one when the run was ever started, so the runtime treats the next claim as a *later*
-        attempt of this run, which resumes from the checkpoint in the run's own folder
-        (``runtime.start_point``) and gets the full ``MAX_ATTEMPTS`` again: the user asked for
-        it, no worker was lost. Returns the fields it set (not saved).
+        is the one way out of it, taken only by ``services.run_resume``. ``attempts`` is kept:
+        the next claim is a *later* attempt of this run, which resumes from the checkpoints the
+        run's ownership record vouches for (``runtime.start_point``; the record names the
+        attempt that wrote them, which must be earlier than the one loading them). Returns the
+        fields it set (not saved).
         """
         if self.status != self.Status.CANCELLED:
             raise IllegalTransition(f"Only a cancelled run can be resumed; this one is {self.status}.")
@@ -113,10 +113,7 @@ class Run(Job):
         self.error = ""
         self.claim_token = ""
         self.requeued_at = None
-        if self.attempts:
-            self.attempts = 1
-        return ["status", "status_changed_at", "finished_at", "cancel_requested", "error", "claim_token",
-                "requeued_at", "attempts"]
+        return ["status", "status_changed_at", "finished_at", "cancel_requested", "error", "claim_token", "requeued_at"]
 
     @property
     def out_dir(self) -> Path:
