@@ -80,7 +80,7 @@ class MiniWebSocket:
                 raise WebSocketClosed(code, payload[2:].decode(errors="replace"))
             if opcode == 0x1:
                 return payload.decode()
-            if opcode == 0x9:  # daphne pings every 20 s and drops a client that never answers
+            if opcode == 0x9:  # uvicorn pings every 20 s and drops a client that never answers
                 self._send_frame(0xA, payload)
                 continue
             # pongs and binary frames are ignored

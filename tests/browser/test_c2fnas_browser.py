@@ -6,7 +6,7 @@ path, Dice, time and the Celery worker that trained it), the clusters' shares (F
 fine stage's ranking; the run succeeds and its final genotype is drawn by the U-shape graph
 view. Then retrain that genotype from the page and predict a volume with the registered model.
 
-Everything is real: daphne, the session's Celery worker on the default and gpu queues (the
+Everything is real: uvicorn, the session's Celery worker on the default and gpu queues (the
 orchestration and the candidates are its tasks), Redis, the database, the engine, headless
 chromium. Skipped without chromium/playwright except with VOXELSEARCH_REQUIRE_BROWSER=1 (CI).
 About 2 minutes on 2 CPU cores.
@@ -84,7 +84,7 @@ def test_c2fnas_searches_live_in_the_browser_and_its_genotype_retrains_and_predi
             page.select_option("#launch-method", "c2fnas")
             page.locator("#cfg-fine_candidates").wait_for(state="attached")
             page.select_option("#launch-preset", "tiny")
-            page.wait_for_function("document.querySelector('#cfg-num_cells').value === '5'")  # tiny's values
+            page.wait_for_function("() => document.querySelector('#cfg-num_cells').value === '5'")  # tiny's values
             _fill_schema_form(page, SEARCH_SETTINGS)
             page.fill("#launch-name", "C2FNAS in the browser")
             page.click("#launch-submit")
@@ -134,7 +134,7 @@ def test_c2fnas_searches_live_in_the_browser_and_its_genotype_retrains_and_predi
             expect(page.locator("#launch-form")).to_be_visible()
             page.locator("#cfg-steps").wait_for()
             page.select_option("#launch-preset", "tiny")
-            page.wait_for_function("document.querySelector('#cfg-steps').value === '4'")
+            page.wait_for_function("() => document.querySelector('#cfg-steps').value === '4'")
             _fill_schema_form(page, RETRAIN_SETTINGS)
             page.fill("#launch-name", "C2FNAS model")
             page.click("#launch-submit")

@@ -94,7 +94,7 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
 
             # The run page's charts (uPlot) draw the stored steps, over the live socket.
             check(f"/runs/{live_run.pk}/")
-            page.wait_for_function("Number(document.getElementById('chart-losses')?.dataset.points) === 3", timeout=TIMEOUT_MS)
+            page.wait_for_function("() => Number(document.getElementById('chart-losses')?.dataset.points) === 3", timeout=TIMEOUT_MS)
             assert page.locator("#chart-board canvas").count() > 0
             found = page.evaluate("window.__cspViolations") + list(console)
             if found:
@@ -120,7 +120,7 @@ def test_main_pages_work_under_the_csp(chromium_with_viewer, asgi_live_server, m
 
             # The policy has teeth and the collector hears it: an injected inline script is refused.
             page.evaluate("document.body.appendChild(Object.assign(document.createElement('script'), {textContent: 'window.__ran = 1'}))")
-            page.wait_for_function("window.__cspViolations.length > 0")
+            page.wait_for_function("() => window.__cspViolations.length > 0")
             assert page.evaluate("window.__ran") is None
             assert "script-src" in page.evaluate("window.__cspViolations")[0]
         finally:

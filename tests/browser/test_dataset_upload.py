@@ -1,7 +1,7 @@
 """In a real browser: sign in, upload a small NIfTI dataset, watch it become ready with previews.
 
 Headless Debian chromium driven by Playwright (python, sync API) against the real ASGI server
-(daphne) and a real Celery worker (fixtures in tests/conftest.py). No `playwright install`: the
+(uvicorn) and a real Celery worker (fixtures in tests/conftest.py). No `playwright install`: the
 browser is the system's /usr/bin/chromium. Without it the test is skipped, except when
 VOXELSEARCH_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
 

@@ -6,7 +6,7 @@ on the run page wait until the run succeeds; then check what the page shows: the
 architecture graph drawn with nodes and edges, and at least one chart with data points.
 
 Where a method's tiny preset is long for a CPU, fewer steps are set through the form's own fields
-(as a researcher would). Everything is real: daphne, a Celery worker, Redis, the database, the
+(as a researcher would). Everything is real: uvicorn, a Celery worker, Redis, the database, the
 engine, headless Debian chromium (Playwright, sync API). Reuses the helpers of
 test_researcher_loop.py. Skipped without chromium/playwright except with
 VOXELSEARCH_REQUIRE_BROWSER=1 (CI), where it fails.

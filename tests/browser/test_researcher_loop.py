@@ -8,7 +8,7 @@ prediction of a volume this test writes (another shape, an oblique affine), see 
 drawn over it in NiiVue (pixels of the overlay colours in a screenshot of the canvas), and
 download the label map: same shape and affine as the upload.
 
-Everything is real: daphne, a Celery worker on both queues, Redis, the database, the engine.
+Everything is real: uvicorn, a Celery worker on both queues, Redis, the database, the engine.
 Headless Debian chromium (Playwright, sync API, no ``playwright install``). Without chromium, the
 playwright package or the NiiVue module the test is skipped, except with
 VOXELSEARCH_REQUIRE_BROWSER=1 (CI), where it fails. Set VOXELSEARCH_SCREENSHOT_DIR to keep the
@@ -111,7 +111,7 @@ def _fill_schema_form(page, values: dict[str, str]) -> None:
     for name, value in values.items():
         page.fill(f"#cfg-{name}", value)
     # The estimate follows the inputs (debounced): wait for a verdict on these values.
-    page.wait_for_function("document.querySelector('#estimate-text').dataset.fits === 'true'")
+    page.wait_for_function("() => document.querySelector('#estimate-text').dataset.fits === 'true'")
     assert page.is_enabled("#launch-submit"), page.inner_text("#launch-errors")
 
 
@@ -154,7 +154,7 @@ def _assert_streamed(page, samples: list[dict], base: str, what: str) -> list[di
     order, as many as the server stored; the socket stayed up. Returns the socket log."""
     log = page.evaluate("window.__wsLog")
     closed = [m for m in log if m["kind"] == "closed"]
-    assert not closed, f"{what}: the run's WebSocket was closed by the server {closed} (see the daphne log)"
+    assert not closed, f"{what}: the run's WebSocket was closed by the server {closed} (see the ASGI server log)"
     assert any(m["kind"] == "replayed" for m in log), f"{what}: the socket never finished its replay: {log}"
     assert any(s["connection"] == "live" for s in samples), f"{what}: the page never showed the socket live"
     seqs = [m["seq"] for m in log if m["kind"] == "event"]
@@ -213,7 +213,7 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             expect(page.locator("#launch-method")).to_have_value("dints")
             page.locator("#cfg-num_layers").wait_for()
             page.select_option("#launch-preset", "tiny")
-            page.wait_for_function("document.querySelector('#cfg-num_layers').value === '3'")  # tiny's values
+            page.wait_for_function("() => document.querySelector('#cfg-num_layers').value === '3'")  # tiny's values
             _fill_schema_form(page, SEARCH_SETTINGS)
             page.fill("#launch-name", "Demo search")
             estimate = page.inner_text("#estimate-text")
@@ -271,7 +271,7 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             expect(page.locator("#launch-form")).to_be_visible()
             page.locator("#cfg-steps").wait_for()
             page.select_option("#launch-preset", "tiny")
-            page.wait_for_function("document.querySelector('#cfg-steps').value === '4'")  # tiny's values
+            page.wait_for_function("() => document.querySelector('#cfg-steps').value === '4'")  # tiny's values
             _fill_schema_form(page, RETRAIN_SETTINGS)
             page.fill("#launch-name", "Demo model")
             estimate = page.inner_text("#estimate-text")
@@ -334,7 +334,7 @@ def test_researcher_searches_retrains_and_predicts_in_the_browser(
             except Exception:
                 pass
             print(f"\nscreenshots in {shots}\n--- worker log tail ---\n{celery_worker.output()[-3000:]}"
-                  f"\n--- daphne log tail ---\n{asgi_live_server.log.read_text(errors='replace')[-3000:]}")
+                  f"\n--- ASGI server log tail ---\n{asgi_live_server.log.read_text(errors='replace')[-3000:]}")
             raise
         finally:
             browser.close()

@@ -1,6 +1,6 @@
 """The run page in headless Chromium, fed by events stored and broadcast through the web app's
 own event sink (webapp.runs.events.RunEventSink, as a worker does), served by the real ASGI
-server (daphne, Channels, Redis):
+server (uvicorn, Channels, Redis):
 
 - charts: every numeric series of the step events gets a chart and a toggle (a method's
   `metrics.temperature` included), with hover values, a log-scale switch, a flat learning rate

@@ -72,7 +72,7 @@ def form_page(chromium):
             context = browser.new_context(viewport={"width": 1200, "height": 1000})
             page = open_module_page(context, FORM_PAGE)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.wait_for_function("window.ready === true")
+            page.wait_for_function("() => window.ready === true")
             yield page
         finally:
             browser.close()

@@ -26,7 +26,7 @@ def page(chromium):
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
             page = open_module_page(browser.new_context(), SERIES_PAGE)
-            page.wait_for_function("window.ready === true")
+            page.wait_for_function("() => window.ready === true")
             yield page
         finally:
             browser.close()

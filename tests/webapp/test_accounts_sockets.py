@@ -2,10 +2,8 @@
 (4403), while their sockets for other projects stay open.
 
 The consumers opt in with two lines each (``MemberSocketMixin`` first in the bases and
-``join_user_group(self, project_id=...)`` after the access check in ``connect``). Until those
-lines are in webapp/runs/consumers.py and webapp/datasets/consumers.py the in-process tests wire
-them onto the real consumers exactly so; the live-server test runs the real routes and is skipped
-until then.
+``join_user_group(self, project_id=...)`` after the access check in ``connect``); the in-process
+tests route to the real consumers, and one test runs them behind the live server.
 """
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.urls import path
 from test_runs_support import make_run
 
-from webapp.common.sockets import MemberSocketMixin, close_member_sockets, join_user_group
+from webapp.common.sockets import close_member_sockets
 from webapp.datasets.consumers import DatasetStatusConsumer
 from webapp.datasets.models import Dataset
 from webapp.projects import services
@@ -29,37 +27,11 @@ from webapp.runs.events import group_name as run_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WIRED = issubclass(RunEventsConsumer, MemberSocketMixin) and issubclass(DatasetStatusConsumer, MemberSocketMixin)
-
-
-def _project_of(model, pk):
-    return model.objects.values_list("project_id", flat=True).get(pk=pk)
-
-
-if WIRED:
-    RunConsumer, DatasetConsumer = RunEventsConsumer, DatasetStatusConsumer
-else:
-    class RunConsumer(MemberSocketMixin, RunEventsConsumer):
-        """RunEventsConsumer with the two-line hunk (join the user group once access is checked)."""
-
-        async def connect(self):
-            await super().connect()
-            if self.group:
-                from webapp.runs.models import Run
-
-                await join_user_group(self, project_id=await database_sync_to_async(_project_of)(Run, self.run_id))
-
-    class DatasetConsumer(MemberSocketMixin, DatasetStatusConsumer):
-        async def connect(self):
-            await super().connect()
-            if getattr(self, "group", None):
-                dataset_id = self.scope["url_route"]["kwargs"]["dataset_id"]
-                await join_user_group(self, project_id=await database_sync_to_async(_project_of)(Dataset, dataset_id))
 
 
 application = URLRouter([
-    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
-    path("ws/datasets/<int:dataset_id>/", DatasetConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", RunEventsConsumer.as_asgi()),
+    path("ws/datasets/<int:dataset_id>/", DatasetStatusConsumer.as_asgi()),
 ])
 
 
@@ -155,7 +127,6 @@ def test_a_removal_message_for_another_project_leaves_the_socket_open(lab):
     async_to_sync(scenario)()
 
 
-@pytest.mark.skipif(not WIRED, reason="needs the consumer hunks (MemberSocketMixin + join_user_group) in the report")
 def test_removal_closes_the_live_servers_run_socket(lab, client, asgi_live_server, ws_connect, session_cookie):
     from webtesting import WebSocketClosed
 

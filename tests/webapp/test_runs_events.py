@@ -1,5 +1,5 @@
 """Run events of any type, stages and progress: what the sink stores, what the run's progress
-says, what the socket streams (real Redis channel layer, real daphne, real socket), and that a
+says, what the socket streams (real Redis channel layer, real uvicorn, real socket), and that a
 run's history is only ever trimmed by a resume."""
 from __future__ import annotations
 

@@ -98,6 +98,7 @@ ROUTES = [
     ("api:dataset-retrain", "post", "/api/datasets/{dataset}/retrain/", "api", "write"),
     ("api:run", "get", "/api/runs/{run}/", "api", "read"),
     ("api:run", "delete", "/api/runs/{run}/", "api", "write"),
+    ("api:run", "patch", "/api/runs/{run}/", "api", "write"),
     ("api:run-cancel", "post", "/api/runs/{run}/cancel/", "api", "write"),
     ("api:run-clone", "post", "/api/runs/{run}/clone/", "api", "write"),
     ("api:run-retrain", "post", "/api/runs/{run}/retrain/", "api", "write"),

@@ -1,5 +1,4 @@
 """REST API for runs: methods, estimate, launch, list, detail, cancel, clone, retrain, events, genotype."""
-import json
 
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
@@ -12,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.common.parsers import loads_limited
 from webapp.datasets.selectors import dataset_get
 from webapp.projects.access import require_write
 from webapp.projects.selectors import project_get
@@ -258,7 +258,7 @@ def read_genotype_upload(uploaded, limit: int = 5 * 1024 * 1024):
     if uploaded.size > limit:
         raise ValidationError({"genotype": [f"The architecture file is larger than {limit // (1024 * 1024)} MB."]})
     try:
-        return json.loads(b"".join(uploaded.chunks()).decode("utf-8"))
+        return loads_limited(b"".join(uploaded.chunks()))  # depth-limited: no RecursionError
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValidationError({"genotype": [f"The architecture file is not valid JSON ({exc})."]})
 

@@ -20,6 +20,8 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from webapp.common.sockets import MemberSocketMixin, join_user_group
+
 from .events import SnapshotEncoder, group_name, status_payload
 from .models import Run
 from .selectors import run_events, run_get_or_none
@@ -31,7 +33,7 @@ RECHECK_SECONDS = 30
 HEARTBEAT_SECONDS = 5
 
 
-class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+class RunEventsConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.last_seq = None  # None until the client said where it stands
         self.group = None
@@ -49,6 +51,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         self.checked_at = time.monotonic()
         self.group = group_name(run.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await join_user_group(self, project_id=run.project_id)  # closed at once if removed (issue 14, F10)
         # status_payload may query the database (a retrain run's model): not in the event loop.
         status = await database_sync_to_async(status_payload)(run)
         await self.accept()

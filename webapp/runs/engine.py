@@ -69,8 +69,13 @@ def retrain_presets(method: str | None) -> list[str]:
 
 
 def default_retrain_preset(method: str | None) -> str:
+    """The engine's recommended retraining (``default``: the nnU-Net recipe, issue 12), else the
+    paper's, else the method's first preset."""
     presets = retrain_presets(method)
-    return "paper" if "paper" in presets or not presets else presets[0]
+    for name in ("default", "paper"):
+        if name in presets:
+            return name
+    return presets[0] if presets else "default"
 
 
 def all_retrain_presets() -> list[str]:
