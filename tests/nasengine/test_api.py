@@ -196,7 +196,8 @@ def extra_methods():
 def test_retraining_settings_come_from_the_genotypes_method(tmp_path, demo, extra_methods):
     schema = api.retrain_schema("fake_rt")
     assert "deep_supervision" in schema["properties"]
-    assert schema["x-presets"]["paper"] == {"steps": 123}
+    # a method's own "paper" preset keeps the paper's recipe; its own fields stay as declared
+    assert schema["x-presets"]["paper"] == {"steps": 123, "recipe": "paper"}
     assert "deep_supervision" not in api.retrain_schema()["properties"]  # the shared one
     assert api.make_retrain_config("paper", method="fake_rt").steps == 123
     assert api.make_retrain_config("paper").steps == 40000

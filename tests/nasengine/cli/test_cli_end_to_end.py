@@ -152,8 +152,8 @@ def test_methods_and_estimate_commands(demo, fake_method, capsys):
      "error: stepz: unknown setting (did you mean 'steps'?)"),
     (["retrain", "--genotype", "{tmp}/g.json", "--data", "{demo}", "--out", "{tmp}/m",
       "--method", "fake", "--preset", "huge"],
-     "error: preset: unknown retraining preset 'huge' for fake; known presets: paper, small, "
-     "tiny"),
+     "error: preset: unknown retraining preset 'huge' for fake; known presets: default, paper, "
+     "cpu, small, tiny"),
     (["retrain", "--genotype", "{tmp}/g.json", "--data", "{demo}", "--out", "{tmp}/m",
       "--method", "nope"],
      "error: unknown search method 'nope'"),

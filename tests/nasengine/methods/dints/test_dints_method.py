@@ -81,7 +81,8 @@ def test_retrain_presets_are_the_papers():
     from nasengine.training.retrain import RETRAIN_PRESETS
 
     assert METHOD.retrain_presets is RETRAIN_PRESETS
-    assert RETRAIN_PRESETS["paper"] == {}  # the RetrainConfig defaults: sec. 4.1
+    # the paper's recipe (sec. 4.1) with RetrainConfig's defaults otherwise
+    assert RETRAIN_PRESETS["paper"] == {"recipe": "paper"}
 
 
 def test_a_broken_method_module_fails_loudly():
