@@ -52,6 +52,9 @@ class C2FNASConfig:
     momentum: float = setting(0.9, "SGD momentum (paper: 0.9).", minimum=0.0, maximum=1.0)
     weight_decay: float = setting(4e-5, "SGD weight decay (paper: 4e-5).", minimum=0.0, maximum=1.0)
     val_stride: int = setting(16, "Sliding-window stride of a candidate's validation, voxels (paper: 16).", minimum=1, maximum=512)
+    # Issue 12: candidates train with the state-of-practice recipe unless the paper preset asks
+    # for the paper's own (the lr/momentum/decay fields above are the paper recipe's).
+    candidate_recipe: str = setting("nnunet", "Recipe of each candidate's training: nnunet (SGD Nesterov 0.99, lr 0.01 poly, nnU-Net augmentation) or paper (the fields above).", choices=["nnunet", "paper"])
     # ---- fine stage ----
     fine_stage: bool = setting(True, "Search the cell ops on the best topology (off: return the coarse winner, all 3x3x3).")
     supernet_step_factor: int = setting(2, "Supernet steps as a multiple of a candidate's (paper: twice).", minimum=1, maximum=10)
@@ -91,7 +94,7 @@ class C2FNASConfig:
 
 #: Named presets (overrides of the dataclass defaults).
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
+    "paper": {"candidate_recipe": "paper"},
     "tiny": {
         "num_cells": 5, "depth": 2, "base_channels": 8,
         "clusters": 2, "init_per_cluster": 1, "candidates": 3,

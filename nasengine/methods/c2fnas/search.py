@@ -111,7 +111,8 @@ def overlap_for_stride(stride: int, patch: Sequence[int]) -> float:
 
 def candidate_train_config(config: C2FNASConfig, step_factor: int = 1) -> dict[str, Any]:
     """The from-scratch training settings of one candidate (``RetrainConfig`` fields)."""
-    return {"warmup_steps": config.warmup_steps, "steps": config.steps * step_factor,
+    return {"recipe": config.candidate_recipe,
+            "warmup_steps": config.warmup_steps, "steps": config.steps * step_factor,
             "lr_start": config.lr_start, "lr_peak": config.lr_peak,
             "lr_milestones": [m * step_factor for m in config.lr_milestones],
             "lr_gamma": config.lr_gamma, "momentum": config.momentum,
