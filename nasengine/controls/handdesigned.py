@@ -82,6 +82,29 @@ def build_planned_network(plan: Mapping[str, Any]) -> nn.Module:
                    deep_supervision=False, res_block=False)
 
 
+def planned_figures(plan: Mapping[str, Any], patch: Sequence[int]) -> dict[str, Any]:
+    """``derive_figures`` for a network plan: parameters, forward FLOPs and the activation bytes
+    autograd saves for backward per sample (counted with saved-tensor hooks, each storage once,
+    in one forward of a zero ``patch``; the plan's nodes only draw the network, so its figures
+    cannot come from them)."""
+    network = build_planned_network(plan)
+    in_channels = int(plan["in_channels"])
+    figures = _figures(network, in_channels, patch)
+    seen: dict[int, int] = {}
+    params = {p.untyped_storage().data_ptr() for p in network.parameters()}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        network(torch.zeros(1, in_channels, *[int(p) for p in patch]))
+    figures["memory_bytes"] = int(sum(seen.values()))
+    return figures
+
+
 def _figures(network: nn.Module, in_channels: int, patch: Sequence[int]) -> dict[str, Any]:
     """Parameters and forward FLOPs of one ``patch`` sample (``torch.utils.flop_counter``;
     a multiply-add counts 2, as ``derive_figures`` counts)."""

@@ -141,6 +141,11 @@ def derive_figures(doc: dict, patch_size: Sequence[int]) -> dict:
     Returns:
         ``{"parameters", "flops", "memory_bytes", "patch_size"}``, the genotype's ``derived`` field.
     """
+    plan = (doc.get("meta") or {}).get("network_plan")
+    if plan:  # a hand-designed control: its nodes only draw the network (nasengine.controls)
+        from nasengine.controls.handdesigned import planned_figures
+
+        return planned_figures(plan, patch_size)
     r = resolve(doc)
     patch = [int(s) for s in patch_size]
     deepest = max_level(r.graph, r.cells)

@@ -43,6 +43,25 @@ def test_handdesigned_genotype_is_a_dynunet_with_its_true_figures():
         assert network(torch.zeros(1, 1, 32, 32, 32)).shape == (1, 3, 32, 32, 32)
 
 
+def test_derive_figures_of_a_network_plan_are_the_dynunets_own():
+    """The plan's nodes only draw the network: derive_figures must count the DynUNet itself,
+    and its memory is the bytes autograd saves in one forward at that patch."""
+    from nasengine.genotype import derive_figures
+
+    plan = {"target_spacing": [1.0, 1.0, 1.0], "patch_size": [32, 32, 32],
+            "channel_names": ["MR"], "label_ids": [0, 1]}
+    genotype = handdesigned_architecture(plan, target_parameters=60_000)
+    network = network_from_genotype(genotype)
+    figures = derive_figures(genotype, [32, 32, 32])
+    assert figures["parameters"] == sum(p.numel() for p in network.parameters())
+    assert figures["flops"] == genotype["derived"]["flops"]
+    saved: list[int] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        network(torch.zeros(1, 1, 32, 32, 32))
+    assert 0 < figures["memory_bytes"] <= 4 * sum(saved)  # unique storages of float32 tensors
+    assert derive_figures(genotype, [64, 64, 64])["memory_bytes"] > 4 * figures["memory_bytes"]
+
+
 def test_control_architecture_rejects_unknown_kinds(tmp_path):
     data = api.make_demo_data(tmp_path / "d", n_cases=2, shape=(24, 24, 16))
     with pytest.raises(ConfigError, match="kind"):
