@@ -112,7 +112,7 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
     from nasengine.inference.bundle import BundleError, read_bundle
 
     with transaction.atomic():
-        evaluation = Evaluation.objects.select_for_update().select_related("model", "model__dataset").filter(
+        evaluation = Evaluation.objects.select_for_update(of=("self",)).select_related("model", "model__dataset").filter(
             pk=evaluation_id).first()
         if evaluation is None or evaluation.is_final:
             return evaluation
@@ -354,7 +354,7 @@ def ensemble_run(*, fold_set_id: int):
     from .models import FoldSet
 
     with transaction.atomic():
-        fold_set = FoldSet.objects.select_for_update().select_related("model", "model__dataset").filter(
+        fold_set = FoldSet.objects.select_for_update(of=("self",)).select_related("model", "model__dataset").filter(
             pk=fold_set_id).first()
         if fold_set is None or fold_set.is_final:
             return fold_set

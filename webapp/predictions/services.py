@@ -316,7 +316,7 @@ def prediction_run(*, prediction_id: int) -> Prediction | None:
     from nasengine.inference.bundle import BundleError
 
     with transaction.atomic():
-        prediction = Prediction.objects.select_for_update().select_related("model").filter(pk=prediction_id).first()
+        prediction = Prediction.objects.select_for_update(of=("self",)).select_related("model").filter(pk=prediction_id).first()
         if prediction is None or prediction.is_final:
             return prediction
         prediction.attempts += 1

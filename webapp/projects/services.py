@@ -106,7 +106,7 @@ def _require_invitee(invitation: Invitation, actor) -> None:
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, actor) -> Membership:
     """The invitee joins the project with the invited role (or keeps the role they already have)."""
-    invitation = Invitation.objects.select_for_update().select_related("project").get(pk=invitation.pk)
+    invitation = Invitation.objects.select_for_update(of=("self",)).select_related("project").get(pk=invitation.pk)
     _require_invitee(invitation, actor)
     membership, _created = Membership.objects.get_or_create(
         project=invitation.project, user=actor, defaults={"role": invitation.role}
