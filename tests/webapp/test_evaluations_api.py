@@ -7,7 +7,9 @@ from django.test import Client
 from evaluationtesting import bundle_with_test_split, demo_dataset
 from predictiontesting import engine_bundle, make_engine_model
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+# Not a transactional test: the session's Celery worker (started by other tests) cannot see these
+# rows, so the evaluation stays queued until this test runs the service itself.
+pytestmark = [pytest.mark.django_db]
 
 
 @pytest.fixture(scope="session")
@@ -15,14 +17,15 @@ def bundle(tmp_path_factory):
     return engine_bundle(tmp_path_factory)
 
 
-def test_evaluation_api(make_user, make_project, bundle, tmp_path):
+def test_evaluation_api(make_user, make_project, bundle, tmp_path, django_capture_on_commit_callbacks):
     from webapp.evaluations import services
     from webapp.evaluations.models import Evaluation
 
     owner, stranger = make_user("owner"), make_user("stranger")
     project = make_project(owner, name="API")
     dataset = demo_dataset(project, bundle[1], labelled_test=True)
-    model = make_engine_model(project, bundle_with_test_split(bundle[0], tmp_path / "b"), dataset=dataset)
+    with django_capture_on_commit_callbacks(execute=True):
+        model = make_engine_model(project, bundle_with_test_split(bundle[0], tmp_path / "b"), dataset=dataset)
     evaluation = Evaluation.objects.get(model=model)  # created by the post_save signal on commit
     client = Client()
     client.force_login(owner)
