@@ -1,24 +1,13 @@
 // The comparison workspace: the picked runs' and models' curves overlaid (one series per item,
 // the run page's uPlot charts), each chart downloadable as PNG, SVG or CSV, and the picked
 // architectures drawn with one legend. The tables' CSV are server downloads (plain links).
-import { SeriesChart } from '../runs/charts.js';
+import { SeriesChart, download as save } from '../runs/charts.js';
 import { drawGenotype, drawLegend } from '../runs/graph.js';
 import { chartSvg } from './svg-chart.js';
 
 const charts = new Map();
 const data = JSON.parse(document.getElementById('compare-charts-data').textContent);
 const slug = (document.getElementById('compare-title')?.textContent || 'comparison').trim().toLowerCase().replace(/[^a-z0-9]+/g, '-');
-
-function save(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = filename;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
 
 for (const spec of data) {
   const box = document.getElementById(`compare-chart-${spec.id}`);

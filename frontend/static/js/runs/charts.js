@@ -49,7 +49,8 @@ const STEP_INCREMENTS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4,
 const LOG_LABELS = new Set([1, 2, 5]);
 const leadingDigit = (v) => Math.round(Math.abs(v) / 10 ** Math.floor(Math.log10(Math.abs(v))));
 
-function download(blob, filename) {
+/** Save ``blob`` as a file (also used by the comparison workspace). */
+export function download(blob, filename) {
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
