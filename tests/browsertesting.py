@@ -108,3 +108,11 @@ def overlay_pixels(png: bytes, colours: list[dict], opaque: bool = False) -> dic
         residual = np.abs(dp - scale[:, None] * dc[None, :]).max(axis=1)
         found[c["value"]] = int(((scale >= 0.35) & (residual <= 14)).sum())
     return found
+
+
+def sign_in(page, base_url: str, username: str, password: str) -> None:
+    """Sign in through the real sign-in form (what every browser test starts with)."""
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("#sign-in")

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from browsertesting import CHROMIUM_ARGS
+from browsertesting import CHROMIUM_ARGS, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -87,10 +87,7 @@ def test_overlaid_curves_and_csv_downloads(chromium, asgi_live_server, make_user
             page.set_default_timeout(30_000)
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(asgi_live_server.url + "/accounts/login/")
-            page.fill("#id_username", "comparer")
-            page.fill("#id_password", PASSWORD)
-            page.click("#sign-in")
+            sign_in(page, asgi_live_server.url, "comparer", PASSWORD)
             page.goto(f"{asgi_live_server.url}/projects/{project.pk}/")
             page.click("#project-compare")
             # It opens with the newest model, not empty.

@@ -13,7 +13,7 @@ import csv
 import io
 
 import pytest
-from browsertesting import CHROMIUM_ARGS
+from browsertesting import CHROMIUM_ARGS, sign_in
 from evaluationtesting import bundle_with_test_split, demo_dataset
 from predictiontesting import engine_bundle, make_engine_model
 
@@ -46,10 +46,7 @@ def test_model_page_shows_the_test_split_and_downloads_the_csv(
             page.set_default_timeout(30_000)
             page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
-            page.goto(asgi_live_server.url + "/accounts/login/")
-            page.fill("#id_username", "evaluator")
-            page.fill("#id_password", PASSWORD)
-            page.click("#sign-in")
+            sign_in(page, asgi_live_server.url, "evaluator", PASSWORD)
             page.goto(asgi_live_server.url + f"/models/{model.pk}/")
             section = page.locator("#model-evaluation")
             # opened while the worker evaluates: the page follows the job and shows the result

@@ -17,7 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from browsertesting import CHROMIUM_ARGS, overlay_pixels
+from browsertesting import CHROMIUM_ARGS, overlay_pixels, sign_in
 from predictiontesting import dast_engine_bundle, engine_bundle, input_volume, make_engine_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -57,10 +57,7 @@ def test_prediction_overlay_is_drawn_and_follows_the_opacity_slider(
             page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
 
-            page.goto(base + "/accounts/login/")
-            page.fill("#id_username", "radiologist")
-            page.fill("#id_password", PASSWORD)
-            page.click("#sign-in")
+            sign_in(page, base, "radiologist", PASSWORD)
             page.click("#nav-predictions")
             page.locator(f'#model-choices li[data-model-id="{model.pk}"] a.button').click()
             expect(page.locator("#predict-form")).to_be_visible()
@@ -170,10 +167,7 @@ def test_attention_heat_map_is_drawn_with_a_layer_picker_and_opacity(
             page.set_default_timeout(30_000)
             page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
-            page.goto(asgi_live_server.url + "/accounts/login/")
-            page.fill("#id_username", "attention-reader")
-            page.fill("#id_password", PASSWORD)
-            page.click("#sign-in")
+            sign_in(page, asgi_live_server.url, "attention-reader", PASSWORD)
             page.goto(asgi_live_server.url + f"/models/{model.pk}/predict/")
             expect(page.locator("#attention-picker input[name=attention]").first).to_be_visible()
             page.set_input_files("#id_files", [str(scan)])
@@ -291,10 +285,7 @@ def test_okabe_ito_palette_per_class_colour_editing_and_crosshair_toggle(
             page.set_default_timeout(30_000)
             page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
-            page.goto(asgi_live_server.url + "/accounts/login/")
-            page.fill("#id_username", "palette-reader")
-            page.fill("#id_password", PASSWORD)
-            page.click("#sign-in")
+            sign_in(page, asgi_live_server.url, "palette-reader", PASSWORD)
             page.goto(f"{asgi_live_server.url}/predictions/{prediction.pk}/")
             canvas = page.locator("#viewer-canvas")
             expect(canvas).to_have_attribute("data-ready", "true", timeout=TIMEOUT_MS)

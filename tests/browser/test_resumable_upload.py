@@ -12,7 +12,7 @@ import hashlib
 import re
 
 import pytest
-from browsertesting import CHROMIUM_ARGS, STATIC
+from browsertesting import CHROMIUM_ARGS, STATIC, sign_in
 from test_dataset_upload import write_case
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -54,10 +54,7 @@ def test_a_dropped_chunk_resumes_where_it_stopped_and_the_dataset_is_created(
                     if "/uploads/tus/" in r.url else None)
             page.route(re.compile(r".*/uploads/tus/[0-9a-f]{32}$"), drop_second_chunk)
 
-            page.goto(base + "/accounts/login/")
-            page.fill("#id_username", "resumer")
-            page.fill("#id_password", PASSWORD)
-            page.click("#sign-in")
+            sign_in(page, base, "resumer", PASSWORD)
             page.goto(f"{base}/projects/{project.pk}/datasets/upload/")
             page.eval_on_selector("#upload-form", f"form => form.dataset.chunkBytes = '{CHUNK}'")
             page.set_input_files("#id_files", [str(p) for p in files])
