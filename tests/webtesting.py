@@ -160,3 +160,18 @@ def asgi_call(method: str, path: str, headers=(), chunks=(b"",)) -> AsgiResult:
 
     async_to_sync(application)(scope, receive, send)
     return result
+
+
+def reset_broker_pools() -> None:
+    """Drop this process's broker connection and producer pools, so the next send connects with
+    the app's current ``broker_url`` and transport options. kombu keeps its pools in global
+    registries keyed by URL and options: closing a pool without clearing them (as
+    ``app._pool.force_close_all()`` alone does) leaves a closed pool that every later send of
+    the same URL gets ("Acquire on closed pool"), which looks like a broker outage."""
+    from kombu import pools
+
+    from webapp.celery import app
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None

@@ -18,6 +18,7 @@ from datetime import timedelta
 import pytest
 import redis
 from django.core.files.uploadedfile import SimpleUploadedFile
+from webtesting import reset_broker_pools
 
 from webapp.celery import app
 from webapp.common import sweep
@@ -28,10 +29,7 @@ IMPORT_TASK = "webapp.datasets.tasks.import_dataset"
 
 
 def _reset_pools():
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
+    reset_broker_pools()
 
 
 @pytest.fixture

@@ -314,22 +314,18 @@ def test_the_import_is_queued_only_once_the_upload_commits(make_user, make_proje
 @pytest.fixture
 def broker_down():
     """Point Celery at a port where no Redis listens (a real connection failure)."""
+    from webtesting import reset_broker_pools
+
     from webapp.celery import app
 
-    def reset_pools():
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
     url, timeout = app.conf.broker_url, app.conf.broker_connection_timeout
-    reset_pools()
+    reset_broker_pools()
     app.conf.broker_url, app.conf.broker_connection_timeout = "redis://127.0.0.1:9/0", 0.5
     try:
         yield
     finally:
-        reset_pools()
         app.conf.broker_url, app.conf.broker_connection_timeout = url, timeout
+        reset_broker_pools()
 
 
 @pytest.mark.django_db
