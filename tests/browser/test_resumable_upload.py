@@ -63,7 +63,7 @@ def test_a_dropped_chunk_resumes_where_it_stopped_and_the_dataset_is_created(
             page.click("#upload-submit")
             page.wait_for_url("**/datasets/*/", timeout=60_000)
             expect(page.locator("#dataset-name")).to_have_text("Resumed knees")
-            assert page.evaluate("() => document.readyState") == "complete"
+            page.wait_for_load_state("load")  # the dataset page itself loads (not only its heading)
         finally:
             browser.close()
 
