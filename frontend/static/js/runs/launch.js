@@ -56,16 +56,24 @@ function fillPresets(names, preferred) {
   presetSelect.value = names.includes(preferred) ? preferred : (names.includes('tiny') ? 'tiny' : names[0]);
 }
 
+// The settings shown are those of the latest method + preset asked for: picking the same one again
+// keeps what the user typed, and a late answer for an earlier choice never overwrites a newer one.
+let defaultsKey = null;
+
 async function loadDefaults(useInitial) {
   const params = new URLSearchParams({ kind: data.kind, preset: presetSelect.value });
   if (data.kind === 'search') params.set('method', methodSelect.value);
   if (data.source_run) params.set('run', data.source_run);
+  const key = params.toString();
+  if (key === defaultsKey && !useInitial) return;
+  defaultsKey = key;
   let values = {};
   try {
     values = (await getJSON(`${data.defaults_url}?${params}`)).config;
   } catch (err) {
     showErrors({ detail: `Could not load the defaults (${err.message}).` });
   }
+  if (key !== defaultsKey) return; // another method or preset was picked meanwhile
   if (useInitial && initial.config) values = { ...values, ...initial.config };
   schemaForm = renderSchemaForm(schemaBox, currentSchema(), values, { skip: ['seed'] });
   scheduleEstimate();
