@@ -25,26 +25,6 @@ def _channels_of(data_dir: str | Path | None, fingerprint: Any,
                      "out_channels")
 
 
-def _c2fnas_random(config: Any, rng, in_channels: int, out_channels: int) -> dict[str, Any]:
-    """C2FNAS's space: a topology code drawn uniformly from the coarse space (Algorithm 1's
-    candidates) and one fine-stage cell op per cell (3D / P3D / 2D), uniformly. C2FNAS's
-    supernet has no architecture weights, so the default draw cannot apply; this lives here
-    until the C2FNAS plug-in overrides ``random_genotype`` itself."""
-    from nasengine.methods.c2fnas.genotypes import topology_genotype
-    from nasengine.methods.c2fnas.ops import CELL_OP_NAMES
-    from nasengine.methods.c2fnas.space import enumerate_codes
-
-    codes = enumerate_codes(config.num_cells, config.depth)
-    code = codes[int(rng.integers(len(codes)))]
-    ops = [CELL_OP_NAMES[int(rng.integers(len(CELL_OP_NAMES)))] for _ in code]
-    return topology_genotype(code, ops, in_channels=in_channels, out_channels=out_channels,
-                             base_channels=config.base_channels)
-
-
-#: Draws for methods whose plug-in does not (yet) provide ``random_genotype``.
-FALLBACK_DRAWS = {"c2fnas": _c2fnas_random}
-
-
 def random_architecture(method: str, data_dir: str | Path | None = None, *,
                         fingerprint: Any = None, preset: str | None = None,
                         overrides: Mapping[str, Any] | None = None, seed: int = 0,
@@ -66,12 +46,7 @@ def random_architecture(method: str, data_dir: str | Path | None = None, *,
     config = m.make_config(preset, overrides)
     c_in, c_out = _channels_of(data_dir, fingerprint, in_channels, out_channels)
     rng = np.random.default_rng(seed)
-    try:
-        doc = m.random_genotype(config, rng, c_in, c_out)
-    except NotImplementedError:
-        if m.name not in FALLBACK_DRAWS:
-            raise
-        doc = FALLBACK_DRAWS[m.name](config, rng, c_in, c_out)
+    doc = m.random_genotype(config, rng, c_in, c_out)
     doc = dict(doc)
     doc["meta"] = {**(doc.get("meta") or {}), "control": "random", "control_seed": int(seed)}
     return validate(doc)

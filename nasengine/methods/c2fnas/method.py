@@ -69,6 +69,21 @@ class C2FNASMethod(SearchMethod):
         return run_search(data, config, reporter, checkpoint_dir, cancel=cancel, resume=resume,
                           device=data.device, executor=executor)
 
+    def random_genotype(self, config: C2FNASConfig, rng, in_channels: int, out_channels: int
+                        ) -> dict[str, Any]:
+        """The "random" control (issue 12): a topology code drawn uniformly from the coarse space
+        (Algorithm 1's candidates) and one fine-stage op per cell (3D / P3D / 2D), uniformly.
+        C2FNAS's supernet has no architecture weights, so the default draw cannot apply."""
+        from .genotypes import topology_genotype
+        from .ops import CELL_OP_NAMES
+        from .space import enumerate_codes
+
+        codes = enumerate_codes(config.num_cells, config.depth)
+        code = codes[int(rng.integers(len(codes)))]
+        ops = [CELL_OP_NAMES[int(rng.integers(len(CELL_OP_NAMES)))] for _ in code]
+        return topology_genotype(code, ops, in_channels=in_channels, out_channels=out_channels,
+                                 base_channels=config.base_channels)
+
     def patch_divisor(self, genotype: dict[str, Any]) -> int:
         code = (genotype.get("meta") or {}).get("topology_code")
         if code:
