@@ -16,12 +16,8 @@ def broker_unreachable(exc: BaseException) -> bool:
     """True when ``exc`` says the broker could not be reached (refused, timed out, dropped),
     as opposed to a message that could not be built (a bug, which should be seen)."""
     from kombu.exceptions import OperationalError
-
-    try:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-    except ImportError:  # a broker other than Redis
-        RedisConnectionError = RedisTimeoutError = OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError  # redis is a requirement
+    from redis.exceptions import TimeoutError as RedisTimeoutError
     return isinstance(exc, (OperationalError, RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError))
 
 

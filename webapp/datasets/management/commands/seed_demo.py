@@ -53,10 +53,7 @@ class Command(BaseCommand):
         for broken in Dataset.objects.filter(project=project, name=DEMO_DATASET, status=Dataset.Status.INVALID):
             dataset_delete(dataset=broken, actor=user)
 
-        try:
-            from nasengine.data.demo import make_demo_data
-        except ImportError as exc:  # pragma: no cover - the engine ships it
-            raise CommandError(f"nasengine.data.demo is not available: {exc}")
+        from nasengine.data.demo import make_demo_data
         with tempfile.TemporaryDirectory(prefix="voxelsearch-demo-") as tmp:
             folder = make_demo_data(Path(tmp) / "demo", n_cases=cases)
             dataset = dataset_import_folder(
