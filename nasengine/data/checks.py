@@ -107,11 +107,12 @@ def estimate_memory_bytes(shape, itemsize: int, role: str) -> int:
     stays the same size (the choice left open: a lower bound on that step).
 
     Label map (``N`` voxels): read as uint8 slab by slab (``io.read_label_map``), then the
-    preprocessing's int64 lookup index and the class map: ``N*(1 + 8 + 1)``.
+    class map, looked up slab by slab (``preprocess.label_classes``), and its reoriented copy:
+    ``N*(1 + 1 + 1)``.
     """
     n = int(np.prod([int(v) for v in shape], dtype=object))
     if role == "label":
-        return n * 10
+        return n * 3
     return n * (int(itemsize) + 16)
 
 

@@ -150,10 +150,27 @@ def _image_to_grid(volume: NiftiVolume, meta: PreprocessMeta, plan: Plan) -> np.
     return normalise(image, plan.normalisation)
 
 
+#: Voxels mapped to class indices per slab: the lookup indexes with an intp copy of its
+#: indices, so whole-volume indexing would hold 8 bytes per voxel; per slab it is bounded.
+LOOKUP_SLAB_VOXELS = 1 << 18
+
+
+def label_classes(label_xyz: np.ndarray, label_ids) -> np.ndarray:
+    """Label values -> class indices (uint8, the position of each value in ``label_ids``),
+    slab by slab along the first axis so that the peak is the output plus one slab."""
+    label_ids = np.asarray(list(label_ids), dtype=np.int64)
+    lookup = np.zeros(int(max(int(label_xyz.max(initial=0)), int(label_ids.max()))) + 1, dtype=np.uint8)
+    lookup[label_ids] = np.arange(len(label_ids), dtype=np.uint8)
+    classes = np.empty(label_xyz.shape, dtype=np.uint8)
+    per_row = max(1, int(np.prod(label_xyz.shape[1:], dtype=np.int64)))
+    step = max(1, LOOKUP_SLAB_VOXELS // per_row)
+    for start in range(0, label_xyz.shape[0], step):
+        np.take(lookup, label_xyz[start:start + step], out=classes[start:start + step])
+    return classes
+
+
 def _label_to_grid(label_xyz: np.ndarray, meta: PreprocessMeta, plan: Plan) -> np.ndarray:
-    lookup = np.zeros(max(plan.label_ids) + 1, dtype=np.uint8)
-    lookup[np.asarray(plan.label_ids)] = np.arange(len(plan.label_ids), dtype=np.uint8)
-    classes = lookup[label_xyz.astype(np.int64, copy=False)]
+    classes = label_classes(label_xyz, plan.label_ids)
     classes = reorient(classes[None], np.asarray(meta.orientation))
     return np.ascontiguousarray(resample(classes, meta.resampled_shape, mode="nearest")[0], dtype=np.uint8)
 

@@ -121,3 +121,35 @@ def test_owner_withdraws_from_the_project_page(client, lab):
     assert Invitation.objects.get(pk=invitation).status == "cancelled"
     again = client.post(f"/projects/{lab['project'].pk}/invitations/{invitation}/withdraw/", follow=True)
     assert "already cancelled" in again.content.decode()
+
+
+def test_an_account_created_after_the_invitation_picks_it_up(client, lab, make_user):
+    """Invited by an e-mail (or username) no account had yet: once an account with it exists,
+    the invitation is theirs to accept; projects they already belong to are left out."""
+    client.force_login(lab["owner"])
+    client.post(lab["url"], {"user": "New.Fellow@Hospital.example", "role": "editor"})
+    client.post(lab["url"], {"user": "carol"})
+    assert Invitation.objects.filter(invitee__isnull=True, status="pending").count() == 2
+    fellow = make_user("fellow", email="new.fellow@hospital.example")
+    carol = make_user("carol")
+    client.force_login(fellow)
+    page = client.get("/projects/invitations/").content.decode()
+    assert "Liver" in page
+    invitation = Invitation.objects.get(invitee=fellow)
+    assert client.post(f"/projects/invitations/{invitation.pk}/accept/").status_code == 302
+    assert Membership.objects.get(user=fellow, project=lab["project"]).role == "editor"
+    assert Invitation.objects.get(invitee=carol).status == "pending"
+    # an e-mail that two accounts share names neither of them, however often they are saved
+    first = make_user("first", email="shared@hospital.example")
+    make_user("second", email="shared@hospital.example")
+    client.force_login(lab["owner"])
+    client.post(lab["url"], {"user": "shared@hospital.example"})
+    first.first_name = "Ann"
+    first.save()
+    assert Invitation.objects.get(identifier="shared@hospital.example").invitee_id is None
+    # a member whose e-mail is later set does not get an invitation to their own project
+    client.post(lab["url"], {"user": "alice.new@hospital.example"})
+    Membership.objects.create(project=lab["project"], user=lab["alice"], role="viewer")
+    lab["alice"].email = "alice.new@hospital.example"
+    lab["alice"].save()
+    assert Invitation.objects.get(identifier="alice.new@hospital.example").invitee_id is None

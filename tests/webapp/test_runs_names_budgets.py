@@ -183,13 +183,34 @@ def test_a_cancelled_run_is_resumed_once_and_queued_again(client, setup):
     assert again.status_code == 400 and "cancelled" in again.content.decode()
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert 'id="resume-form"' in page
-    # a run that has used its attempts is not queued to fail: the answer says to clone it
-    from webapp.runs.runtime import MAX_ATTEMPTS
 
-    spent = make_run(setup["project"], setup["dataset"], status="cancelled")
-    Run.objects.filter(pk=spent.pk).update(attempts=MAX_ATTEMPTS)
-    refused = client.post(f"/api/runs/{spent.pk}/resume/")
-    assert refused.status_code == 400 and "clone" in refused.content.decode()
+
+def test_resumes_do_not_use_up_the_lost_worker_allowance(client, setup):
+    """A run cancelled and resumed more often than MAX_ATTEMPTS is still claimed each time;
+    only workers lost since the last resume count towards giving it up."""
+    from webapp.runs import runtime
+
+    run = make_run(setup["project"], setup["dataset"], status="queued")
+    client.force_login(setup["owner"])
+    for resume in range(runtime.MAX_ATTEMPTS + 2):
+        claimed = runtime.claim(run.pk, "w@host")
+        assert claimed not in (None, "busy"), f"resume {resume}: the run was not claimed"
+        run, _token = claimed
+        assert run.status == "running" and run.attempts == resume + 1
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        run.refresh_from_db()
+        run.transition("cancelled")
+        response = client.post(f"/api/runs/{run.pk}/resume/")
+        assert response.status_code == 202, response.content
+        run.refresh_from_db()
+        assert run.status == "queued" and run.attempts_at_resume == run.attempts
+    # workers lost after the last resume: the first MAX_ATTEMPTS claims are granted, then it fails
+    for lost in range(runtime.MAX_ATTEMPTS):
+        assert runtime.claim(run.pk, f"w{lost}@host") not in (None, "busy")
+        Run.objects.filter(pk=run.pk).update(heartbeat_at=None)  # its worker went silent
+    assert runtime.claim(run.pk, "last@host") is None
+    run.refresh_from_db()
+    assert run.status == "failed" and f"{runtime.MAX_ATTEMPTS} times" in run.error
 
 
 # --- controls (issue 12's launch_controls, from the retrain form) -----------------------------

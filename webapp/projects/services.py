@@ -95,6 +95,21 @@ def member_invite(*, project: Project, actor, identifier: str, role: str = Role.
     return invitation
 
 
+def invitations_bind_account(*, user) -> int:
+    """Address to ``user`` the pending invitations that were typed for its username or e-mail
+    before the account existed (or before it had that e-mail), by the rule ``user_find``
+    matches with: the username, or an e-mail that no other active account has. Projects the
+    user already belongs to are left out. Returns how many were bound."""
+    if user.pk is None or not user.is_active:
+        return 0
+    names = {user.get_username().strip().lower()}
+    email = (user.email or "").strip().lower()
+    if email and user_find(email) == user:
+        names.add(email)
+    pending = Invitation.objects.filter(invitee__isnull=True, status=Invitation.Status.PENDING, identifier__in=names)
+    return pending.exclude(project__memberships__user=user).update(invitee=user)
+
+
 def _require_invitee(invitation: Invitation, actor) -> None:
     """Only the invitee sees or answers an invitation; to anyone else it does not exist."""
     if invitation.invitee_id is None or invitation.invitee_id != getattr(actor, "pk", None):

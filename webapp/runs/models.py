@@ -72,6 +72,10 @@ class Run(Job):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     #: When a job was last re-sent for this run because its worker seemed lost (one at a time).
     requeued_at = models.DateTimeField(null=True, blank=True)
+    #: ``attempts`` when the run was last resumed by a user: the runtime gives a run up after
+    #: MAX_ATTEMPTS attempts *since then*, so a user's resumes do not use up its lost-worker
+    #: allowance (``attempts`` itself only grows: checkpoint ownership names the attempt).
+    attempts_at_resume = models.PositiveSmallIntegerField(default=0)
     #: Names the run's folder. Null only for runs created before it existed (their folder is
     #: ``runs/<id>``, which a later run with a reused id could collide with).
     storage_key = models.UUIDField(null=True, default=uuid.uuid4, unique=True, editable=False)
@@ -99,8 +103,9 @@ class Run(Job):
         is the one way out of it, taken only by ``services.run_resume``. ``attempts`` is kept:
         the next claim is a *later* attempt of this run, which resumes from the checkpoints the
         run's ownership record vouches for (``runtime.start_point``; the record names the
-        attempt that wrote them, which must be earlier than the one loading them). Returns the
-        fields it set (not saved).
+        attempt that wrote them, which must be earlier than the one loading them). The
+        lost-worker count starts again from here (``attempts_at_resume``). Returns the fields
+        it set (not saved).
         """
         if self.status != self.Status.CANCELLED:
             raise IllegalTransition(f"Only a cancelled run can be resumed; this one is {self.status}.")
@@ -113,7 +118,14 @@ class Run(Job):
         self.error = ""
         self.claim_token = ""
         self.requeued_at = None
-        return ["status", "status_changed_at", "finished_at", "cancel_requested", "error", "claim_token", "requeued_at"]
+        self.attempts_at_resume = self.attempts
+        return ["status", "status_changed_at", "finished_at", "cancel_requested", "error", "claim_token", "requeued_at",
+                "attempts_at_resume"]
+
+    @property
+    def attempts_since_resume(self) -> int:
+        """Attempts since the run was created or last resumed (what MAX_ATTEMPTS caps)."""
+        return self.attempts - self.attempts_at_resume
 
     @property
     def out_dir(self) -> Path:

@@ -49,7 +49,8 @@ from .models import Run
 log = logging.getLogger(__name__)
 
 Status = Run.Status
-#: A run whose worker was lost this often (killed, out of memory) is given up.
+#: A run whose worker was lost this often (killed, out of memory) since it was created or
+#: last resumed by a user is given up.
 MAX_ATTEMPTS = 3
 
 
@@ -74,7 +75,7 @@ def claim(run_id: int, worker: str):
         if run.cancel_requested and run.status == Status.QUEUED:
             run.transition(Status.CANCELLED)
             return None
-        if run.attempts >= MAX_ATTEMPTS:
+        if run.attempts_since_resume >= MAX_ATTEMPTS:
             run.transition(Status.FAILED, error=(
                 f"The run stopped without finishing {MAX_ATTEMPTS} times (its worker was lost, for example "
                 "because it ran out of memory). Lower the budget-related settings or ask the administrators."

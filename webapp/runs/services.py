@@ -327,13 +327,8 @@ def run_resume(*, actor, run: Run) -> Run:
             raise ValidationError(f"Only a cancelled run can be resumed; this one is {run.status}.")
         if run.dataset is None:
             raise ValidationError("The run's dataset was deleted; it cannot be resumed.")
-        from .runtime import MAX_ATTEMPTS
-
-        # Each resume is an attempt; the runtime gives a run up after MAX_ATTEMPTS (it cannot
-        # tell a user's resume from a lost worker), so say so here rather than queue a failure.
-        if run.attempts >= MAX_ATTEMPTS:
-            raise ValidationError(f"This run has been started {run.attempts} times, the most a run is given; "
-                                  "clone it to start afresh with the same settings.")
+        # The lost-worker count starts again (``attempts_at_resume``): a run can be resumed as
+        # often as its user likes.
         run.save(update_fields=run.reopen_for_resume())
         _enqueue(run)
     run_changed(run)

@@ -163,3 +163,25 @@ def test_restore_label_rejects_wrong_grid_or_classes(tmp_path, write_nifti_file)
         restore_label(processed.label[:-1], processed.meta)
     with pytest.raises(ValueError, match="class indices"):
         restore_label(processed.label + 2, processed.meta)
+
+
+def test_label_lookup_holds_the_class_map_and_one_slab_not_an_int64_copy():
+    """Label values -> class indices slab by slab: a whole-volume fancy index would hold an
+    8-byte index per voxel (8x the uint8 label map) on top of the output."""
+    import tracemalloc
+
+    from nasengine.data.checks import estimate_memory_bytes
+    from nasengine.data.preprocess import LOOKUP_SLAB_VOXELS, label_classes
+
+    shape = (160, 128, 128)
+    label = np.random.default_rng(5).choice(np.array([0, 3, 7, 9], dtype=np.uint8), size=shape)
+    tracemalloc.start()
+    classes = label_classes(label, (0, 3, 7, 9))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert classes.dtype == np.uint8 and classes.shape == shape
+    assert np.array_equal(classes, np.searchsorted(np.array([0, 3, 7, 9]), label))
+    n = label.size
+    assert peak <= n + 8 * LOOKUP_SLAB_VOXELS + (1 << 20), f"peak {peak} B for {n} voxels"
+    assert peak < 2 * n
+    assert estimate_memory_bytes(shape, 1, "label") == 3 * n
