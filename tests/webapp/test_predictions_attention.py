@@ -61,6 +61,11 @@ def test_every_transformer_op_gets_a_map_in_the_inputs_geometry(make_user, make_
     client.force_login(owner)
     page = client.get(f"/predictions/{prediction.pk}/").content.decode()
     assert 'id="attention-layer"' in page and 'id="attention-opacity"' in page
+    assert "fold ensemble" not in page
+    # a prediction made with the fold ensemble says whose attention the maps show
+    type(prediction).objects.filter(pk=prediction.pk).update(use_ensemble=True)
+    assert "the attention maps come from the model alone" in client.get(f"/predictions/{prediction.pk}/").content.decode()
+    type(prediction).objects.filter(pk=prediction.pk).update(use_ensemble=False)
     for entry in prediction.attention_maps:
         assert f'value="{html.escape(entry["id"])}"' in page
     first = prediction.attention_maps[0]
