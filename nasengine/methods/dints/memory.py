@@ -28,6 +28,8 @@ BYTES = 4
 
 def search_recompute_mode(config) -> str:
     """The supernet's ``recompute`` mode (:data:`.model_search.RECOMPUTE_MODES`) of a config."""
+    if not config.recompute_front:
+        return "none"
     return "front+middle" if config.recompute_p3d_middle else "front"
 
 
@@ -73,6 +75,8 @@ def layer_recompute_bytes(space: SearchSpace, stem_filters: int, patch: Sequence
     """Per-sample bytes one layer's feature nodes save beyond the layer inputs (see
     :func:`supernet_activation_bytes`): what a checkpointed layer holds while backward reruns it."""
     ch = level_channels(stem_filters, space.D)
+    if recompute == "none":
+        return _plain_node_bytes(space, ch, patch)
     per_voxel = 4 if recompute == "front+middle" else 7
     total = 0
     for t in range(space.D):

@@ -137,9 +137,22 @@ def test_config_fields_reach_the_supernet_and_the_estimate():
         assert torch.equal(METHOD.build_supernet(c, 1, 3).op_costs, net.op_costs)
 
 
-@pytest.mark.parametrize("ckpt", [False, True])
-def test_contract_search_activation_bytes_in_each_mode(ckpt):
-    c = METHOD.make_config("tiny", {"activation_checkpointing": ckpt, "recompute_p3d_middle": not ckpt})
+def test_recompute_front_off_is_plain_autograd_and_refuses_middle_without_it():
+    plain = METHOD.make_config("tiny", {"recompute_front": False})
+    net = METHOD.build_supernet(plain, 1, 3)
+    assert net.recompute == "none" and {node.recompute for layer in net.layers for node in layer} == {"none"}
+    base = estimate_memory(METHOD.make_config("tiny"), 1, 3).details["search_activation_bytes"]
+    assert estimate_memory(plain, 1, 3).details["search_activation_bytes"] > base
+    with pytest.raises(ValueError, match="recompute_p3d_middle: needs recompute_front"):
+        METHOD.make_config("tiny", {"recompute_front": False, "recompute_p3d_middle": True})
+
+
+@pytest.mark.parametrize("overrides", [
+    {"recompute_p3d_middle": True}, {"activation_checkpointing": True}, {"recompute_front": False},
+    {"recompute_front": False, "activation_checkpointing": True},
+], ids=["middle", "checkpointing", "plain", "plain+checkpointing"])
+def test_contract_search_activation_bytes_in_each_mode(overrides):
+    c = METHOD.make_config("tiny", overrides)
     details = METHOD.estimate_memory(c, 1, 3).details
     net = METHOD.build_supernet(c, 1, 3)
     x = torch.randn(c.batch_size, 1, *c.patch_size)
