@@ -9,7 +9,8 @@ for both sides alike.
 Implementations (``--impls``): ``MONAI``; ``ours`` (the default supernet, rebuilding the
 resampling, concatenation and ReLU in backward); ``ours+middle`` (also the P3D middle tensors:
 config ``recompute_p3d_middle``); ``ours+ckpt`` (per-layer activation checkpointing: config
-``activation_checkpointing``); ``ours-before`` (plain autograd, the fused node before issue 15).
+``activation_checkpointing``); ``ours-before`` (plain autograd, the fused node before issue 15:
+config ``recompute_front`` off).
 
 Measured per implementation:
 - saved for backward: bytes autograd saves in one training forward of the network (saved-tensor
