@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -175,3 +176,10 @@ def reset_broker_pools() -> None:
     pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
+
+
+def uploaded_file(path: Path, name: str | None = None):
+    """A file on disk as the upload Django's test client posts (``name`` overrides its name)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name or path.name, path.read_bytes(), content_type="application/octet-stream")

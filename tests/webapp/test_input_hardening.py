@@ -19,6 +19,7 @@ import pytest
 import webcorpus as corpus
 from django.core.files.uploadedfile import SimpleUploadedFile
 from predictiontesting import engine_bundle, make_engine_model
+from webtesting import uploaded_file
 
 from nasengine.data.dataset import load_dataset
 from webapp.datasets import services
@@ -71,10 +72,6 @@ def zero_pixdim(path: Path, axis: int = 3, value: float = 0.0) -> Path:
     return path
 
 
-def upload(path: Path) -> SimpleUploadedFile:
-    return SimpleUploadedFile(path.name, path.read_bytes(), content_type="application/octet-stream")
-
-
 # --- the prediction upload: cheap checks before any copy ----------------------------------------
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory):
@@ -100,7 +97,7 @@ def test_a_small_gz_hiding_8_gib_after_its_voxels_is_refused_on_the_prediction_p
     size = path.stat().st_size
     assert size > 7_000_000
     client.force_login(model_world["owner"])
-    file = upload(path)
+    file = uploaded_file(path)
     before = io_counters()
     response = client.post(f"/api/models/{model_world['model'].pk}/infer", {"files": [file]})
     after = io_counters()
@@ -122,7 +119,7 @@ def test_a_gigabyte_header_extension_is_refused_on_the_prediction_path_before_it
     assert path.stat().st_size < 2 << 20
     client.force_login(model_world["owner"])
     before = io_counters()
-    response = client.post(f"/api/models/{model_world['model'].pk}/infer", {"files": [upload(path)]})
+    response = client.post(f"/api/models/{model_world['model'].pk}/infer", {"files": [uploaded_file(path)]})
     after = io_counters()
     assert response.status_code == 400
     # (the float32 vox_offset field rounds 1 GiB + 352 to the next representable value)
@@ -134,12 +131,12 @@ def test_a_gigabyte_header_extension_is_refused_on_the_prediction_path_before_it
 def test_zero_pixdim_and_memory_cap_on_the_prediction_path(client, model_world, tmp_path, settings):
     client.force_login(model_world["owner"])
     url = f"/api/models/{model_world['model'].pk}/infer"
-    response = client.post(url, {"files": [upload(zero_pixdim(tmp_path / "flat.nii.gz"))]})
+    response = client.post(url, {"files": [uploaded_file(zero_pixdim(tmp_path / "flat.nii.gz"))]})
     assert response.status_code == 400 and "pixdim[3] is 0" in str(response.json())
     settings.VOXELSEARCH = {**settings.VOXELSEARCH, "MAX_PREPROCESS_BYTES": 10_000}
     _, raw = volume_bytes()
     (tmp_path / "ok.nii.gz").write_bytes(gzip.compress(raw))
-    response = client.post(url, {"files": [upload(tmp_path / "ok.nii.gz")]})
+    response = client.post(url, {"files": [uploaded_file(tmp_path / "ok.nii.gz")]})
     assert response.status_code == 400
     assert "12 x 12 x 10 voxels of float32) would take about 0 MB of memory" in str(response.json())
 
@@ -281,7 +278,7 @@ def test_single_junk_file_is_diagnosed_as_itself_not_as_a_pairing_problem(make_u
     user = make_user()
     junk = corpus.text_as_nifti(tmp_path / "scan.nii.gz")
     with django_capture_on_commit_callbacks(execute=False):
-        dataset = services.dataset_upload(project=make_project(user), actor=user, files=[upload(junk)], labels="1: a")
+        dataset = services.dataset_upload(project=make_project(user), actor=user, files=[uploaded_file(junk)], labels="1: a")
     dataset = services.dataset_import(dataset_id=dataset.pk)
     assert dataset.status == S.INVALID
     assert len(dataset.problems) == 1, dataset.problems
@@ -300,7 +297,7 @@ def test_import_refuses_bombs_extensions_and_flat_voxels_per_file(make_user, mak
         zero_pixdim(tmp_path / "c.nii.gz", axis=1, value=-1.5), corpus.write_nifti(tmp_path / "c_seg.nii.gz", label),
     ]
     with django_capture_on_commit_callbacks(execute=False):
-        dataset = services.dataset_upload(project=make_project(user), actor=user, files=[upload(p) for p in files],
+        dataset = services.dataset_upload(project=make_project(user), actor=user, files=[uploaded_file(p) for p in files],
                                           labels="1: organ, 2: lesion")
     dataset = services.dataset_import(dataset_id=dataset.pk)
     assert dataset.status == S.INVALID
@@ -322,12 +319,12 @@ def test_no_server_path_in_import_or_prediction_messages(client, model_world, ma
     user = model_world["owner"]
     with django_capture_on_commit_callbacks(execute=False):
         dataset = services.dataset_upload(project=model_world["project"], actor=user,
-                                          files=[upload(noise), upload(short)], labels="1: a")
+                                          files=[uploaded_file(noise), uploaded_file(short)], labels="1: a")
     dataset = services.dataset_import(dataset_id=dataset.pk)
     client.force_login(user)
     texts = [json.dumps(dataset.problems)]
     for path in (noise, short):
-        response = client.post(f"/api/models/{model_world['model'].pk}/infer", {"files": [upload(path)]})
+        response = client.post(f"/api/models/{model_world['model'].pk}/infer", {"files": [uploaded_file(path)]})
         assert response.status_code == 400
         texts.append(response.content.decode())
     page = client.get(f"/datasets/{dataset.pk}/").content.decode()
@@ -363,7 +360,7 @@ def test_a_case_like_f5_over_the_memory_cap_is_refused_with_the_numbers(
     label = _zeros_volume(tmp_path / "big_seg.nii.gz", (512, 512, 1024), np.float64)
     assert image.stat().st_size + label.stat().st_size < 12 << 20
     with django_capture_on_commit_callbacks(execute=False):
-        dataset = services.dataset_upload(project=make_project(user), actor=user, files=[upload(image), upload(label)],
+        dataset = services.dataset_upload(project=make_project(user), actor=user, files=[uploaded_file(image), uploaded_file(label)],
                                           labels="1: organ")
     dataset = services.dataset_import(dataset_id=dataset.pk)
     assert dataset.status == S.INVALID

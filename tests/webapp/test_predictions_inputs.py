@@ -14,8 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import webcorpus
-from django.core.files.uploadedfile import SimpleUploadedFile
 from predictiontesting import engine_bundle, input_volume, make_engine_model, make_prediction, write_volume
+from webtesting import uploaded_file
 
 from webapp.predictions.models import IllegalTransition, Prediction
 
@@ -42,10 +42,6 @@ def _stored_files(media_root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def _upload(path: Path, name: str | None = None) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name or path.name, path.read_bytes(), content_type="application/octet-stream")
-
-
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """name -> (file, words the message must contain)."""
     two_channels = np.zeros((12, 12, 10, 2), np.float32)
@@ -64,12 +60,12 @@ def test_bad_uploads_are_refused_with_a_clear_message_and_nothing_is_stored(clie
     before = _stored_files(media_root)
     client.force_login(world["editor"])
     # the page
-    response = client.post(f"/models/{world['model'].pk}/predict/", {"files": [_upload(path)]})
+    response = client.post(f"/models/{world['model'].pk}/predict/", {"files": [uploaded_file(path)]})
     assert response.status_code == 400
     page = response.content.decode()
     assert "Nothing was queued" in page and path.name in page and words in page, page[-3000:]
     # the API
-    response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [_upload(path)]})
+    response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [uploaded_file(path)]})
     assert response.status_code == 400
     assert path.name in str(response.json()) and words in str(response.json())
     assert Prediction.objects.count() == 0
@@ -81,7 +77,7 @@ def test_a_batch_with_one_bad_file_stores_nothing(client, world, tmp_path, media
     bad = webcorpus.truncated_gz(tmp_path / "bad.nii.gz")
     before = _stored_files(media_root)
     client.force_login(world["owner"])
-    response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [_upload(good), _upload(bad)]})
+    response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [uploaded_file(good), uploaded_file(bad)]})
     assert response.status_code == 400 and "bad.nii.gz" in str(response.json())
     assert Prediction.objects.count() == 0
     assert _stored_files(media_root) == before
@@ -93,7 +89,7 @@ def test_an_upload_is_stored_scrubbed_and_queued(client, world, tmp_path, media_
     path = input_volume(world["demo"], tmp_path / "patient scan.nii.gz")
     client.force_login(world["editor"])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [_upload(path)]})
+        response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [uploaded_file(path)]})
     assert response.status_code == 202, response.content
     body = response.json()["predictions"]
     assert len(body) == 1 and body[0]["status"] == "queued" and body[0]["input_name"] == "patient scan.nii.gz"
@@ -115,8 +111,8 @@ def test_viewers_read_but_cannot_predict_and_outsiders_see_nothing(client, world
     model = world["model"]
     prediction = make_prediction(model)
     client.force_login(world["viewer"])
-    assert client.post(f"/api/models/{model.pk}/infer", {"files": [_upload(path)]}).status_code == 403
-    assert client.post(f"/models/{model.pk}/predict/", {"files": [_upload(path)]}).status_code == 403
+    assert client.post(f"/api/models/{model.pk}/infer", {"files": [uploaded_file(path)]}).status_code == 403
+    assert client.post(f"/models/{model.pk}/predict/", {"files": [uploaded_file(path)]}).status_code == 403
     assert client.delete(f"/api/predictions/{prediction.pk}/").status_code == 403
     assert client.get(f"/api/predictions/{prediction.pk}/").json()["status"] == "succeeded"
     assert client.get(f"/api/predictions/{prediction.pk}/result").status_code == 200
@@ -128,7 +124,7 @@ def test_viewers_read_but_cannot_predict_and_outsiders_see_nothing(client, world
                 f"/predictions/{prediction.pk}/", f"/predictions/{prediction.pk}/label.nii.gz",
                 f"/api/models/{model.pk}/predictions/"):
         assert client.get(url).status_code == 404, url
-    assert client.post(f"/api/models/{model.pk}/infer", {"files": [_upload(path)]}).status_code == 404
+    assert client.post(f"/api/models/{model.pk}/infer", {"files": [uploaded_file(path)]}).status_code == 404
     assert client.delete(f"/api/predictions/{prediction.pk}/").status_code == 404
     assert Prediction.objects.filter(pk=prediction.pk).exists() and prediction.output_file.is_file()
     assert Prediction.objects.count() == 1
@@ -177,7 +173,7 @@ def test_the_job_fails_with_the_reason_for_a_volume_with_nan(world, tmp_path, cl
     data[3, 3, 3] = np.nan
     path = write_volume(tmp_path / "nan.nii.gz", data, np.eye(4))
     client.force_login(world["owner"])
-    response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [_upload(path)]})
+    response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [uploaded_file(path)]})
     assert response.status_code == 202
     prediction = prediction_run(prediction_id=response.json()["predictions"][0]["id"])
     assert prediction.status == "failed" and "NaN" in prediction.error and prediction.error.startswith("nan.nii.gz")
@@ -196,7 +192,7 @@ def test_run_in_process_writes_the_label_map_and_the_volumes(world, tmp_path, cl
 
     path = input_volume(world["demo"], tmp_path / "scan.nii.gz")
     client.force_login(world["owner"])
-    pk = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [_upload(path)]}).json()["predictions"][0]["id"]
+    pk = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [uploaded_file(path)]}).json()["predictions"][0]["id"]
     prediction = prediction_run(prediction_id=pk)
     assert prediction.status == "succeeded", prediction.error
     assert prediction.attempts == 1 and prediction.started_at and prediction.finished_at
@@ -229,7 +225,7 @@ def test_a_plain_nii_upload_is_stored_compressed(client, world, tmp_path):
     data = np.asarray(nib.load(str(input_volume(world["demo"], tmp_path / "v.nii.gz"))).dataobj, np.float32)
     path = write_volume(tmp_path / "plain.nii", data, np.diag([1.0, 1.0, 2.0, 1.0]))
     client.force_login(world["owner"])
-    response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [_upload(path)]})
+    response = client.post(f"/api/models/{world['model'].pk}/infer", {"files": [uploaded_file(path)]})
     assert response.status_code == 202, response.content
     prediction = Prediction.objects.get()
     with gzip.open(prediction.input_file) as f:

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from predictiontesting import engine_bundle, input_volume, make_engine_model, make_prediction
+from webtesting import uploaded_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -24,10 +24,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory):
     return engine_bundle(tmp_path_factory)
-
-
-def _upload(path: Path) -> SimpleUploadedFile:
-    return SimpleUploadedFile(path.name, path.read_bytes(), content_type="application/octet-stream")
 
 
 def _wait_final(client, pk, wait_for, timeout=180):
@@ -75,12 +71,12 @@ def test_bad_settings_are_refused_with_a_clear_message(field, value, words, make
     model = make_engine_model(make_project(owner, name="Checks"), bundle[0])
     source = input_volume(bundle[1], tmp_path / "scan.nii.gz")
     api_client = _token_client(owner)
-    response = api_client.post(f"/api/models/{model.pk}/infer", {"files": [_upload(source)], field: value})
+    response = api_client.post(f"/api/models/{model.pk}/infer", {"files": [uploaded_file(source)], field: value})
     assert response.status_code == 400, response.content
     assert words in response.content.decode()
     page_client = Client()
     page_client.force_login(owner)
-    response = page_client.post(f"/models/{model.pk}/predict/", {"files": [_upload(source)], field: value})
+    response = page_client.post(f"/models/{model.pk}/predict/", {"files": [uploaded_file(source)], field: value})
     assert response.status_code == 400
     assert words in response.content.decode()
     assert not Prediction.objects.exists()
@@ -98,11 +94,11 @@ def test_settings_go_through_the_api_to_the_engine(celery_worker, make_user, mak
     source = input_volume(bundle[1], tmp_path / "scan.nii.gz")
     client = _token_client(owner)
     response = client.post(f"/api/models/{model.pk}/infer",
-                           {"files": [_upload(source)], "overlap": "0.25", "mirror": "true", "postprocess": "lcc"})
+                           {"files": [uploaded_file(source)], "overlap": "0.25", "mirror": "true", "postprocess": "lcc"})
     assert response.status_code == 202, response.content
     made = response.json()["predictions"][0]
     assert (made["overlap"], made["mirror"], made["postprocess"], made["use_ensemble"]) == (0.25, True, "lcc", False)
-    response = client.post(f"/api/models/{model.pk}/infer", {"files": [_upload(source)]})
+    response = client.post(f"/api/models/{model.pk}/infer", {"files": [uploaded_file(source)]})
     plain = response.json()["predictions"][0]
     assert (plain["overlap"], plain["mirror"], plain["postprocess"], plain["use_ensemble"]) == (0.5, False, "auto", False)
 
@@ -142,13 +138,13 @@ def test_the_form_offers_the_settings_and_keeps_them(celery_worker, make_user, m
     assert 'name="use_ensemble"' not in html  # no fold ensemble: nothing offered
     source = input_volume(bundle[1], tmp_path / "scan.nii.gz")
     response = client.post(f"/models/{model.pk}/predict/",
-                           {"files": [_upload(source)], "overlap": "0.3", "mirror": "on", "postprocess": "none"})
+                           {"files": [uploaded_file(source)], "overlap": "0.3", "mirror": "on", "postprocess": "none"})
     assert response.status_code == 302, response.content.decode()[-2000:]
     prediction = Prediction.objects.get()
     assert (prediction.overlap, prediction.mirror, prediction.postprocess) == (0.3, True, "none")
     assert _wait_final(client, prediction.pk, wait_for)["status"] == "succeeded", celery_worker.output()[-3000:]
     # A refused form keeps what was typed.
-    html = client.post(f"/models/{model.pk}/predict/", {"files": [_upload(source)], "overlap": "2",
+    html = client.post(f"/models/{model.pk}/predict/", {"files": [uploaded_file(source)], "overlap": "2",
                                                         "mirror": "on"}).content.decode()
     assert 'value="2"' in html and 'id="id_mirror" checked' in html
 
@@ -188,7 +184,7 @@ def test_a_finished_fold_ensemble_is_offered_and_used(celery_worker, make_user, 
     html = client.get(f"/models/{model.pk}/predict/").content.decode()
     assert 'name="use_ensemble"' in html and "Use the 2-fold ensemble" in html
     source = input_volume(bundle[1], tmp_path / "scan.nii.gz")
-    response = client.post(f"/models/{model.pk}/predict/", {"files": [_upload(source)], "use_ensemble": "true"})
+    response = client.post(f"/models/{model.pk}/predict/", {"files": [uploaded_file(source)], "use_ensemble": "true"})
     assert response.status_code == 302, response.content.decode()[-2000:]
     pk = int(response["Location"].rstrip("/").split("/")[-1])
     body = _wait_final(client, pk, wait_for)

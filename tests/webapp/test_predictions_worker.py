@@ -11,9 +11,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from predictiontesting import engine_bundle, input_volume, make_engine_model
+from webtesting import uploaded_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -21,10 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory):
     return engine_bundle(tmp_path_factory)
-
-
-def _upload(path: Path) -> SimpleUploadedFile:
-    return SimpleUploadedFile(path.name, path.read_bytes(), content_type="application/octet-stream")
 
 
 def _nifti(content: bytes, tmp_path: Path, name: str) -> nib.Nifti1Image:
@@ -56,7 +52,7 @@ def test_upload_in_the_page_is_segmented_in_the_inputs_geometry(celery_worker, m
     source_path = input_volume(bundle[1], tmp_path / "knee scan.nii.gz")
     client = Client()
     client.force_login(owner)
-    response = client.post(f"/models/{model.pk}/predict/", {"files": [_upload(source_path)]})
+    response = client.post(f"/models/{model.pk}/predict/", {"files": [uploaded_file(source_path)]})
     assert response.status_code == 302, response.content.decode()[-2000:]
     pk = int(response["Location"].rstrip("/").split("/")[-1])
     body = _wait_final(client, pk, wait_for)
@@ -103,7 +99,7 @@ def test_infer_api_round_trip_with_a_token(celery_worker, make_user, make_projec
     api = Client(HTTP_AUTHORIZATION=f"Token {token}")
     paths = [input_volume(bundle[1], tmp_path / "a.nii.gz"),
              input_volume(bundle[1], tmp_path / "b.nii.gz", crop=(32, 20, 24), affine=np.diag([0.8, 1.2, 2.0, 1.0]))]
-    response = api.post(f"/api/models/{model.pk}/infer", {"files": [_upload(p) for p in paths]})
+    response = api.post(f"/api/models/{model.pk}/infer", {"files": [uploaded_file(p) for p in paths]})
     assert response.status_code == 202, response.content
     jobs = response.json()["predictions"]
     assert [j["input_name"] for j in jobs] == ["a.nii.gz", "b.nii.gz"] and all(j["status"] == "queued" for j in jobs)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from dints_testing import synthetic_search_data
 
 from nasengine.config import ConfigError
 from nasengine.events import ListSink, Reporter
 from nasengine.genotype import validate
 from nasengine.methods import get_method
-from nasengine.methods.base import SearchData
 from nasengine.methods.dints import METHOD, DiNTSConfig
 
 
@@ -95,33 +95,12 @@ def test_a_broken_method_module_fails_loudly():
     assert out.stdout.startswith("raised"), out.stdout
 
 
-class _Loader:
-    def __init__(self, seed, patch=(16, 16, 16)):
-        self.g = torch.Generator().manual_seed(seed)
-        self.patch = patch
-        self.patch_size = patch
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        x = torch.randn(2, 1, *self.patch, generator=self.g)
-        return {"image": x, "label": (x > 0.5).long() + (x > 1.5).long()}
-
-    def state_dict(self):
-        return {"g": self.g.get_state()}
-
-    def load_state_dict(self, s):
-        self.g.set_state(s["g"])
-
-
 def test_tiny_search_end_to_end(tmp_path):
     c = METHOD.make_config("tiny", {"num_layers": 2, "num_depths": 2, "stem_filters": 2, "patch_size": [16, 16, 16],
                                     "warmup_steps": 1, "weight_only_steps": 1, "search_steps": 3,
                                     "lr_milestones": [], "validate_every": 0, "checkpoint_every": 0,
                                     "snapshot_every": 2})
-    data = SearchData(plan=None, train1=_Loader(1), train2=_Loader(2), val_cases=[], in_channels=1,
-                      out_channels=3, label_names=["background", "a", "b"], device=torch.device("cpu"))
+    data = synthetic_search_data()
     sink = ListSink()
     genotype = METHOD.search(data, c, Reporter([sink]), tmp_path / "ckpt")
     validate(genotype)

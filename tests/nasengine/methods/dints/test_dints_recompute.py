@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from dints_testing import synthetic_search_data
 
 from nasengine.events import CallableCancelToken, Cancelled, ListSink, Reporter
 from nasengine.lattice.space import get_space
-from nasengine.methods.base import SearchData
 from nasengine.methods.dints import METHOD
 from nasengine.methods.dints.memory import estimate_memory, supernet_activation_bytes
 from nasengine.methods.dints.model_search import DiNTSSupernet, MixedNode
@@ -161,30 +161,6 @@ def test_contract_search_activation_bytes_in_each_mode(overrides):
 
 
 # ---- fixed-seed search and resume ---------------------------------------------------------------
-class _Loader:
-    def __init__(self, seed, patch=(16, 16, 16)):
-        self.g = torch.Generator().manual_seed(seed)
-        self.patch = self.patch_size = patch
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        x = torch.randn(2, 1, *self.patch, generator=self.g)
-        return {"image": x, "label": (x > 0.5).long() + (x > 1.5).long()}
-
-    def state_dict(self):
-        return {"g": self.g.get_state()}
-
-    def load_state_dict(self, s):
-        self.g.set_state(s["g"])
-
-
-def _data():
-    return SearchData(plan=None, train1=_Loader(1), train2=_Loader(2), val_cases=[], in_channels=1,
-                      out_channels=3, label_names=["background", "a", "b"], device=torch.device("cpu"))
-
-
 def _arch(ckpt_dir: Path) -> dict:
     state = torch.load(ckpt_dir / "checkpoint.pt", weights_only=False)["network"]
     return {"op_logits": state["op_logits"], "edge_logits": state["edge_logits"]}
@@ -198,7 +174,7 @@ def test_fixed_seed_tiny_search_gives_the_genotype_recorded_before_the_change(tm
     torch.set_num_threads(1)  # as recorded
     try:
         c = METHOD.make_config("tiny", {"patch_size": [16, 16, 16], "validate_every": 0, "checkpoint_every": 0})
-        genotype = METHOD.search(_data(), c, Reporter([ListSink()]), tmp_path / "ckpt")
+        genotype = METHOD.search(synthetic_search_data(), c, Reporter([ListSink()]), tmp_path / "ckpt")
     finally:
         torch.set_num_threads(threads)
     assert json.loads(json.dumps(genotype, sort_keys=True, default=str)) == recorded["genotype"]
@@ -213,14 +189,14 @@ def test_interrupted_search_resumes_exactly(tmp_path):
                                     "warmup_steps": 1, "weight_only_steps": 1, "search_steps": 4,
                                     "lr_milestones": [], "validate_every": 0, "checkpoint_every": 0,
                                     "snapshot_every": 0})
-    full = METHOD.search(_data(), c, Reporter([ListSink()]), tmp_path / "a")
+    full = METHOD.search(synthetic_search_data(), c, Reporter([ListSink()]), tmp_path / "a")
     steps = []
     token = CallableCancelToken(lambda: len(steps) >= 3)
     with pytest.raises(Cancelled):
-        METHOD.search(_data(), c, Reporter([lambda e: steps.append(e) if e["type"] == "step" else None]),
+        METHOD.search(synthetic_search_data(), c, Reporter([lambda e: steps.append(e) if e["type"] == "step" else None]),
                       tmp_path / "b", cancel=token)
     torch.rand(5)  # disturb the RNG as a new process would
-    resumed = METHOD.search(_data(), dataclasses.replace(c), Reporter([ListSink()]), tmp_path / "b", resume=True)
+    resumed = METHOD.search(synthetic_search_data(), dataclasses.replace(c), Reporter([ListSink()]), tmp_path / "b", resume=True)
     assert resumed == full
     a, b = _arch(tmp_path / "a"), _arch(tmp_path / "b")
     assert torch.equal(a["op_logits"], b["op_logits"]) and torch.equal(a["edge_logits"], b["edge_logits"])
