@@ -23,7 +23,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import transaction
 
 from nasengine.data.checks import DEFAULT_MAX_MEMORY_BYTES, check_nifti_bytes
@@ -127,7 +127,7 @@ def model_ensemble(model):
     exists), else None."""
     try:
         fold_set = model.fold_set
-    except Exception:  # noqa: BLE001 - RelatedObjectDoesNotExist: the model has no fold set
+    except ObjectDoesNotExist:  # the model has no fold set
         return None
     path = fold_set.ensemble_path
     if fold_set.status != "succeeded" or path is None or not (path / "ensemble.json").is_file():
